@@ -1,0 +1,8 @@
+"""pytest-agentloop: evaluate LLMs as autonomous coding agents, one canary at a time."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("pytest-agentloop")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"

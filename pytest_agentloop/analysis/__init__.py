@@ -1,0 +1,1 @@
+"""Pure functions over attempt records: statistics, diagnoses, cost."""

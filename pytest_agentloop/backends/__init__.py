@@ -1,0 +1,1 @@
+"""One module per runtime, all behind the protocol in `base.py`."""

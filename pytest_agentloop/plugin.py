@@ -1,0 +1,1 @@
+"""The pytest face of pytest-agentloop (options, collection, reports). Being built."""

@@ -1,0 +1,149 @@
+"""The plain records everything downstream of a run reads.
+
+An attempt's record is built on the worker, travels to the controller as a plain dict on the
+TestReport (pytest-xdist serializes it with execnet), and is written to the results file. Nothing
+here holds a live object, so a saved results file can be re-analysed later with the same code.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RESULTS_SCHEMA = "agentloop.results/1"
+
+
+class Outcome(StrEnum):
+    """Exactly one per attempt (DESIGN.md's vocabulary)."""
+
+    PASSED = "passed"
+    FAILED = "failed"  # declared done, checks not met
+    BUDGET_EXCEEDED = "budget_exceeded"  # see Limit
+    NO_TOOL_CALLS = "no_tool_calls"  # never produced a usable tool call
+    ESCALATED = "escalated"  # asked for a human on a task that was doable
+    INFRA_ERROR = "infra_error"  # the runtime or harness broke: never counted against the model
+
+
+class Limit(StrEnum):
+    TURNS = "turns"
+    TOKENS = "tokens"
+    TIME = "time"
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+CallSource = Literal["native", "text"]
+MalformedKind = Literal["bad_json", "unknown_tool", "bad_arguments", "truncated"]
+
+
+class ToolCall(BaseModel):
+    """A call the harness could parse and validate."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    source: CallSource = "native"  # "text": recovered from the message content
+
+
+class MalformedCall(BaseModel):
+    """A call the harness could not use; the model is told why and may try again."""
+
+    kind: MalformedKind
+    raw: str
+    error: str
+    source: CallSource = "native"
+
+
+class ToolResult(BaseModel):
+    call_id: str
+    name: str
+    ok: bool
+    output: str
+    redundant: bool = False  # same tool and arguments as an earlier call, nothing changed since
+    changed: bool = False  # the call changed the workspace or origin
+
+
+class Turn(BaseModel):
+    """One request to the model and what came of it."""
+
+    index: int
+    request_messages: int
+    request_chars: int
+    content: str = ""
+    reasoning: str | None = None
+    calls: list[ToolCall] = Field(default_factory=list)
+    malformed: list[MalformedCall] = Field(default_factory=list)
+    results: list[ToolResult] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    latency_s: float = 0.0
+    finish_reason: str | None = None
+    native_tool_calls: int = 0  # calls the runtime itself parsed into `tool_calls`
+
+
+class Transcript(BaseModel):
+    spec: str = ""
+    system_prompt: str = ""
+    turns: list[Turn] = Field(default_factory=list)
+    final_diff: str = ""
+    check_output: str = ""
+
+
+class Attempt(BaseModel):
+    """One model × cell × repetition of one canary, graded."""
+
+    model_config = ConfigDict(use_enum_values=False)
+
+    canary: str
+    tier: str
+    model: str
+    cell: str
+    repetition: int
+    outcome: Outcome
+    limit: Limit | None = None
+    reason: str = ""
+    turns: int = 0
+    tool_calls: int = 0
+    malformed_tool_calls: int = 0
+    redundant_tool_calls: int = 0
+    text_tool_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    wall_s: float = 0.0
+    model_s: float = 0.0
+    # Partial credit: hidden checks passed / run (None when the checks never ran).
+    checks_passed: int | None = None
+    checks_total: int | None = None
+    pushed: bool = False
+    infra_retries: int = 0
+    started: datetime | None = None
+    finished: datetime | None = None
+    # Audit trail: what exactly was evaluated.
+    canary_hash: str = ""
+    cell_config: dict[str, Any] = Field(default_factory=dict)
+    model_info: dict[str, Any] = Field(default_factory=dict)
+    host: str | None = None
+    transcript: Transcript | None = None
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_record(self, *, with_transcript: bool = False) -> dict[str, Any]:
+        """A JSON-ready dict: the form that travels on reports and lands in results files."""
+        exclude = None if with_transcript else {"transcript"}
+        return self.model_dump(mode="json", exclude=exclude)
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> Attempt:
+        return cls.model_validate(data)
