@@ -1,0 +1,1 @@
+"""Test helpers: real loopback servers and small canaries the tests build on."""
