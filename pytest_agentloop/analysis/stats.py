@@ -114,6 +114,7 @@ class Comparison:
     text: str
     discordant: int = 0
     repetitions: int = 0  # the fewest repetitions any paired canary has
+    base_failures: int = 0  # pairs the cell could improve on
 
 
 def pair_runs(baseline: Sequence[Attempt], cell: Sequence[Attempt]) -> tuple[list[tuple[bool, bool]], int]:
@@ -163,6 +164,7 @@ def compare(
         text=text,
         discordant=base_only + cell_only,
         repetitions=repetitions,
+        base_failures=n - base_passes,
     )
 
 

@@ -1,0 +1,111 @@
+"""Ceiling and waste diagnoses on constructed attempt sets whose truth is known."""
+
+from __future__ import annotations
+
+from _attempts import attempt, runs
+
+from pytest_agentloop.analysis.diagnosis import TEMPLATE_FIX, ceiling_diagnoses, waste_profiles
+from pytest_agentloop.records import Attempt, Limit, MalformedCall, ToolCall, ToolResult, Transcript, Turn
+
+TURNS_X2 = {"cell": "turns=x2", "cell_config": {"turns": 60}}
+TOKENS_X2 = {"cell": "tokens=x2", "cell_config": {"tokens": 400_000}, "limit": Limit.TOKENS}
+
+
+def _sweep(base: str, turns: str | None, tokens: str | None) -> list[Attempt]:
+    attempts = runs(base, canary="heavy")
+    if turns is not None:
+        attempts += runs(turns, canary="heavy", **TURNS_X2)
+    if tokens is not None:
+        attempts += runs(tokens, canary="heavy", **TOKENS_X2)
+    return attempts + runs("PPP", canary="easy")  # a canary that never runs out: no diagnosis
+
+
+def _only(attempts: list[Attempt]) -> tuple[str, str]:
+    (diagnosis,) = ceiling_diagnoses(attempts)
+    assert (diagnosis.model, diagnosis.canary) == ("m", "heavy")
+    return diagnosis.verdict, diagnosis.text
+
+
+def test_turn_limited_agent() -> None:
+    verdict, text = _only(_sweep("BBBBBBBP", turns="PPPPPPPP", tokens="BBBBBBBP"))
+    assert verdict == "turn ceiling"
+    assert "more turns fixed it" in text and "7/8 runs (turns)" in text
+
+
+def test_token_limited_agent() -> None:
+    verdict, text = _only(_sweep("BBBBBBBB", turns="BBBBBBBB", tokens="PPPPPPPB"))
+    assert verdict == "token ceiling"
+    assert "tokens=x2 7/8 vs baseline 0/8: better" in text
+
+
+def test_incapable_agent() -> None:
+    verdict, text = _only(_sweep("BBBBBBBP", turns="BBBBBBPB", tokens="PBBBBBBB"))
+    assert verdict == "capability ceiling"
+    assert "no evidence of a difference" in text
+
+
+def test_too_few_runs_is_inconclusive_and_says_how_many_more() -> None:
+    verdict, text = _only(_sweep("BBB", turns="PPP", tokens="BBB"))
+    assert verdict == "inconclusive"
+    assert "3 baseline failures" in text and "run about 3 more repetitions of baseline and turns=x2" in text
+
+
+def test_missing_budget_factor_names_the_cell_to_add() -> None:
+    verdict, text = _only(_sweep("BBBBBBBB", turns=None, tokens="BBBBBBBB"))
+    assert verdict == "incomplete sweep"
+    assert "tokens=x2 did not help" in text and "add turns=x2" in text
+    verdict, text = _only(_sweep("BBBBBBBB", turns=None, tokens=None))
+    assert "add turns=x2 and tokens=x2" in text
+
+
+def _turn(index: int, *, calls: int = 0, text_calls: int = 0, malformed: int = 0, **result: bool) -> Turn:
+    made = [ToolCall(id=f"n{i}", name="edit_file") for i in range(calls)]
+    made += [ToolCall(id=f"t{i}", name="edit_file", source="text") for i in range(text_calls)]
+    return Turn(
+        index=index,
+        request_messages=1,
+        request_chars=1,
+        calls=made,
+        malformed=[MalformedCall(kind="bad_json", raw="{", error="eof") for _ in range(malformed)],
+        results=[ToolResult(call_id=c.id, name=c.name, ok=True, output="", **result) for c in made],
+        native_tool_calls=calls,
+    )
+
+
+def test_wasted_turn_profile_from_transcripts() -> None:
+    turns = [
+        _turn(0, calls=1, changed=True),  # useful
+        _turn(1, malformed=2),  # malformed only
+        _turn(2, calls=1, redundant=True),
+        _turn(3, calls=1, changed=False),  # edit that changed nothing
+        _turn(4),  # prose without a call, not the last turn
+        _turn(5),  # the closing answer: not waste
+    ]
+    record = attempt("failed", turns=6, tool_calls=4, transcript=Transcript(turns=turns))
+    (profile,) = waste_profiles([record, attempt("infra_error")])
+    assert (profile.malformed, profile.redundant, profile.noop_edits, profile.prose) == (1, 1, 1, 1)
+    assert profile.from_transcripts and profile.share(profile.prose) == "17%"
+    assert not profile.parser_mismatch and not profile.dead_end and profile.findings == []
+
+
+def test_parser_mismatch_agent_is_blamed_on_the_runtime() -> None:
+    turns = [_turn(0, text_calls=1, changed=True), _turn(1, text_calls=1, changed=True)]
+    record = attempt("passed", turns=2, tool_calls=2, text_tool_calls=2, transcript=Transcript(turns=turns))
+    (profile,) = waste_profiles([record])
+    assert profile.parser_mismatch
+    assert "fix the runtime or its chat template" in profile.findings[0]
+    prompted = record.model_copy(
+        update={"cell": "tool_mode=prompted", "cell_config": {"tool_mode": "prompted"}}
+    )
+    assert not waste_profiles([prompted])[0].parser_mismatch  # text calls are the design there
+
+
+def test_counters_only_and_dead_end() -> None:
+    counted = attempt(
+        "budget_exceeded", turns=4, tool_calls=3, malformed_tool_calls=9, redundant_tool_calls=1
+    )
+    (profile,) = waste_profiles([counted])
+    assert (profile.malformed, profile.redundant, profile.noop_edits) == (4, 1, None)
+    assert not profile.from_transcripts and profile.share(profile.prose) == "n/a (no transcripts)"
+    dead = waste_profiles(runs("NNN", turns=1))[0]
+    assert dead.dead_end and TEMPLATE_FIX in dead.findings[0]
