@@ -1,0 +1,54 @@
+"""make_backend: names to factories, the unknown-backend error, and the plugin extension point."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from pytest_agentloop.backends import registry
+from pytest_agentloop.backends.base import Backend, BackendError, ModelSpec
+from pytest_agentloop.backends.openai import OpenAIBackend
+
+
+def test_unknown_backend_lists_the_known_ones() -> None:
+    with pytest.raises(BackendError) as caught:
+        registry.make_backend(ModelSpec.parse("olama:qwen3:8b"), None, {})
+    message = str(caught.value)
+    assert "unknown backend 'olama' in --agent-model olama:qwen3:8b" in message
+    assert ", ".join(registry.known_backends()) in message and "embedded" in message
+
+
+def test_openai_uses_the_host_and_options() -> None:
+    backend = registry.make_backend(
+        ModelSpec.parse("openai:gpt-4.1-mini"), "http://127.0.0.1:9/v1", {"retries": 5, "other": 1}
+    )
+    assert isinstance(backend, OpenAIBackend)
+    assert (backend.base_url, backend.retries) == ("http://127.0.0.1:9/v1", 5)
+    backend.close()
+
+
+def test_openai_default_host_follows_openai_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1/")
+    backend = registry.make_backend(ModelSpec.parse("openai:gpt-4.1-mini"), None, {})
+    assert isinstance(backend, OpenAIBackend) and backend.base_url == "http://127.0.0.1:9/v1"
+    backend.close()
+
+
+def test_embedded_refuses_a_host() -> None:
+    with pytest.raises(BackendError, match="takes no --agent-host"):
+        registry.make_backend(ModelSpec.parse("embedded:smollm2-135m"), "http://127.0.0.1:8080", {})
+
+
+def test_register_backend_adds_a_factory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "_FACTORIES", dict(registry._FACTORIES))
+
+    def factory(spec: ModelSpec, host: str | None, options: Mapping[str, Any]) -> Backend:
+        return OpenAIBackend(spec, host or "http://127.0.0.1:9/v1")
+
+    registry.register_backend("mine", factory)
+    assert "mine" in registry.known_backends()
+    backend = registry.make_backend(ModelSpec.parse("mine:m"), None, {})
+    assert isinstance(backend, OpenAIBackend) and backend.spec.model == "m"
+    backend.close()
