@@ -1,0 +1,1 @@
+"""Discount codes the shop accepts."""
