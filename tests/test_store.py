@@ -71,14 +71,15 @@ RUN = {
 }
 
 
-def audited(outcome: str = "passed", **fields: int) -> Attempt:
+def audited(outcome: str = "passed", repetition: int = 0, turns: int = 0) -> Attempt:
     return attempt(
         outcome,
+        repetition=repetition,
+        turns=turns,
         canary_hash="c0ffee",
         cell_config={"temperature": 0.2},
         model_info={"sha256": "d1g3st", "quantization": "Q4_1", "runtime": "llama.cpp"},
         host="gpu-1",
-        **fields,
     )
 
 
