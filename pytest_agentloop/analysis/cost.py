@@ -41,12 +41,12 @@ def attempt_cost(attempt: Attempt, price: Price) -> float:
         seconds = attempt.model_s or attempt.wall_s
         return price.hourly * seconds / 3600
     cached = sum(t.usage.cached_tokens for t in attempt.transcript.turns) if attempt.transcript else 0
-    fresh = attempt.prompt_tokens - cached
+    fresh = (attempt.prompt_tokens or 0) - cached  # None: tokens not reported, priced as none
     cached_rate = price.cached_input if price.cached_input is not None else price.input or 0.0
     per_million = (
         fresh * (price.input or 0.0)
         + cached * cached_rate
-        + attempt.completion_tokens * (price.output or 0.0)
+        + (attempt.completion_tokens or 0) * (price.output or 0.0)
     )
     return per_million / 1_000_000
 

@@ -201,9 +201,10 @@ def _profile(model: str, cell: str, runs: list[Attempt]) -> WasteProfile:
     with_transcript = [a for a in runs if a.transcript is not None]
     for attempt in runs:
         if attempt.transcript is None:  # counters count calls, not turns: cap them at the turns taken
-            counts["malformed"] += min(attempt.malformed_tool_calls, attempt.turns)
-            counts["redundant"] += min(attempt.redundant_tool_calls, attempt.turns)
-            mismatch = mismatch or attempt.text_tool_calls > 0
+            taken = attempt.turns or 0  # None: an agent that reports no counters adds nothing
+            counts["malformed"] += min(attempt.malformed_tool_calls or 0, taken)
+            counts["redundant"] += min(attempt.redundant_tool_calls or 0, taken)
+            mismatch = mismatch or (attempt.text_tool_calls or 0) > 0
             continue
         turns = attempt.transcript.turns
         for position, turn in enumerate(turns):
@@ -217,15 +218,17 @@ def _profile(model: str, cell: str, runs: list[Attempt]) -> WasteProfile:
         model=model,
         cell=cell,
         attempts=len(runs),
-        turns=sum(a.turns for a in runs),
+        turns=sum(a.turns or 0 for a in runs),
         malformed=counts["malformed"],
         redundant=counts["redundant"],
         noop_edits=counts["noop"] if with_transcript else None,
         prose=counts["prose"] if with_transcript else None,
-        text_calls=sum(a.text_tool_calls for a in runs),
+        text_calls=sum(a.text_tool_calls or 0 for a in runs),
         from_transcripts=len(with_transcript) == len(runs),
         parser_mismatch=native and mismatch,
-        dead_end=native and bool(runs) and all(a.tool_calls + a.malformed_tool_calls == 0 for a in runs),
+        dead_end=native
+        and bool(runs)
+        and all(a.tool_calls == 0 and not a.malformed_tool_calls for a in runs),
     )
 
 
