@@ -1,0 +1,89 @@
+"""Finding cards: one Markdown page per model that a person can act on without reading raw results.
+
+The card follows the methodology's order: where it ran, how the baseline and the best cell did per
+tier, why it failed (ceilings, wasted turns, dead ends), what a pass costs, and the decision.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pytest_agentloop.analysis.cost import Price, cost_rows
+from pytest_agentloop.analysis.diagnosis import BASELINE, ceiling_diagnoses, waste_profiles
+from pytest_agentloop.analysis.verdicts import best_cell, comparisons, decide, tier_rollups
+from pytest_agentloop.records import Attempt
+
+TIER_HEADER = ("cell", "tier", "pass/N", "pass^3")
+WASTE_HEADER = ("cell", "turns", "malformed", "redundant", "no-op edits", "prose")
+
+
+def render_card(
+    model: str, attempts: Iterable[Attempt], fingerprint: Mapping[str, Any], prices: Mapping[str, Price]
+) -> str:
+    """The Markdown card for one model; attempts of other models are ignored."""
+    own = [a for a in attempts if a.model == model]
+    best = best_cell(own)
+    (decision,) = decide(own, prices)
+    facts = [f"- {key}: {value}" for key, value in sorted(fingerprint.items())]
+    tiers = [
+        f"| {r.cell} | {r.tier} | {r.describe()} | {'n/a' if r.pass_hat_3 is None else f'{r.pass_hat_3:.0%}'}"
+        for r in tier_rollups(a for a in own if a.cell in {BASELINE, best})
+    ]
+    profiles = waste_profiles(own)
+    waste = [
+        f"| {p.cell} | {p.turns} | "
+        + " | ".join(p.share(count) for count in (p.malformed, p.redundant, p.noop_edits, p.prose))
+        + " |"
+        for p in profiles
+    ]
+    return (
+        "\n".join(
+            [
+                f"# {model}",
+                "",
+                f"**Decision:** {decision.text}",
+                *_section("Where it ran", facts, "no fingerprint recorded"),
+                *_section("Pass/N per tier (95% Wilson interval)", tiers, "no attempts", TIER_HEADER),
+                *_section(
+                    "Cells against the baseline (paired)", [f"- {c.text}" for c in comparisons(own).values()]
+                ),
+                *_section(
+                    "Ceilings", [f"- {d.canary}: {d.text}" for d in ceiling_diagnoses(own)], "none hit"
+                ),
+                *_section("Wasted turns (share of all turns)", waste, header=WASTE_HEADER),
+                *_section(
+                    "Dead ends and runtime problems",
+                    [f"- {p.cell}: {note}" for p in profiles for note in p.findings],
+                    "none found",
+                ),
+                *_section("Cost per pass", [f"- {row.describe()}" for row in cost_rows(own, prices)]),
+            ]
+        )
+        + "\n"
+    )
+
+
+def _section(
+    title: str, rows: list[str], empty: str = "nothing to show", header: tuple[str, ...] = ()
+) -> list[str]:
+    """A titled block; table rows get their header, an empty block says so instead of vanishing."""
+    if rows and header:
+        rows = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|", *rows]
+    return ["", f"## {title}", "", *(rows or [f"- {empty}"])]
+
+
+def write_cards(
+    directory: Path, attempts: Iterable[Attempt], fingerprint: Mapping[str, Any], prices: Mapping[str, Price]
+) -> list[Path]:
+    """One card per model, named after its spec made file-safe (`ollama_qwen3_30b.md`)."""
+    attempts = list(attempts)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for model in sorted({a.model for a in attempts}):
+        path = directory / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', model)}.md"
+        path.write_text(render_card(model, attempts, fingerprint, prices), encoding="utf-8")
+        written.append(path)
+    return written
