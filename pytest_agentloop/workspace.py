@@ -63,6 +63,8 @@ def _git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 def git(*args: str, cwd: Path, env: Mapping[str, str] | None = None, check: bool = True) -> str:
     """Run one git command with the harness's pinned settings; stdout, or GitError when it fails."""
     config = [arg for item in _SAFE_CONFIG for arg in ("-c", item)]
+    if not cwd.is_dir():
+        raise GitError(f"git {args[0]} failed: {cwd} does not exist (was the workspace removed?)")
     proc = subprocess.run(
         ["git", *config, *args], cwd=cwd, env=_git_env(env), capture_output=True, text=True, check=False
     )
