@@ -52,7 +52,7 @@ def test_card_shows_decision_ceiling_cost_and_dead_end(tmp_path: Path) -> None:
     assert "**Decision:** ollama:good: deploy for tier heavy with config turns=x2" in card
     assert "- cpu: 2 cores" in card and "| turns=x2 | heavy | 8/8" in card
     assert "- heavy: turn ceiling: more turns fixed it" in card
-    assert "per pass" in card and "ollama:dead" not in card
+    assert "per pass" in card and "ollama:dead" not in card and "dead end" not in card
     dead = render_card("ollama:dead", attempts, {}, PRICES)
     assert "the runtime's chat template does not render tools: use tool_mode=prompted or constrained" in dead
     assert 'no price configured for ollama:dead: add [prices."ollama:dead"]' in dead

@@ -226,10 +226,14 @@ def _profile(model: str, cell: str, runs: list[Attempt]) -> WasteProfile:
         text_calls=sum(a.text_tool_calls or 0 for a in runs),
         from_transcripts=len(with_transcript) == len(runs),
         parser_mismatch=native and mismatch,
-        dead_end=native
-        and bool(runs)
-        and all(a.tool_calls == 0 and not a.malformed_tool_calls for a in runs),
+        dead_end=native and bool(runs) and all(_no_call(a) for a in runs),
     )
+
+
+def _no_call(attempt: Attempt) -> bool:
+    """Not one tool call, valid or malformed, and so no pass either."""
+    silent = attempt.tool_calls == 0 and not attempt.malformed_tool_calls
+    return silent and attempt.outcome is not Outcome.PASSED
 
 
 def _waste_kind(turn: Turn, *, final: bool) -> str | None:
