@@ -8,6 +8,7 @@ resident ≈ weights + KV + compute graph + fixed overhead.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -266,10 +267,20 @@ def _field(reader: Any, key: str) -> Any:
 
 
 def metadata_from_gguf(path: str | Path) -> ModelMetadata:
-    """Size-relevant facts from a GGUF header (memory-mapped: cheap even for a 40 GB file)."""
+    """Size-relevant facts from a GGUF header, cached per file version (the header parse takes seconds:
+    gguf's reader walks every tokenizer entry in Python)."""
+    path = Path(path)
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise MetadataError(f"{path}: {exc.strerror}; pass a .gguf model file.") from None
+    return _read_gguf(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=32)
+def _read_gguf(path: Path, mtime_ns: int, size: int) -> ModelMetadata:
     from gguf import GGUFReader, LlamaFileType
 
-    path = Path(path)
     try:
         reader = GGUFReader(path)
     except (OSError, ValueError) as exc:

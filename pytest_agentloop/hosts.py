@@ -1,0 +1,281 @@
+"""Model leases on a host: one model resident at a time, loads serialized across processes.
+
+Two models sharing memory is the classic way an evaluation run takes the host down (Ollama
+#6637, #2752; llama.cpp #23668), and an unload that "worked" may not have freed anything yet
+(#7606, #7654). So every load goes: take the host lock, wait for holders of other models, unload
+everything else, VERIFY it is gone and memory has come back, ask the guard, load, VERIFY it is
+loaded. The lock is a file lock, so pytest-xdist workers on one machine share it; the state (who
+holds which model) is a small JSON file under that lock, and every step is appended to a JSONL log
+so a run's load/unload order can be shown afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import filelock
+import psutil  # type: ignore[import-untyped,unused-ignore]
+
+from pytest_agentloop.backends.base import BackendError, InfraError
+from pytest_agentloop.backends.lifecycle import ManagedHost
+from pytest_agentloop.memory import (
+    DEFAULT_RESERVE_BYTES,
+    Estimate,
+    Verdict,
+    available_memory,
+    estimate,
+    overhead_for,
+    reserved_estimate,
+    verdict,
+)
+
+
+class ModelWontFit(BackendError):
+    """The guard refused the load; the message is one line with the estimate and what to change."""
+
+
+class HostTimeout(InfraError):
+    """A bounded wait on the host ran out (other holders, an unload, a load)."""
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    """How the memory guard judges a load. `co_resident` lets it admit a model beside a held one."""
+
+    enabled: bool = True
+    reserve_bytes: int = DEFAULT_RESERVE_BYTES
+    margin_fraction: float = 0.10
+    parallel: int = 1
+    kv_bytes_per_elem: float = 2.0
+    co_resident: bool = False
+
+
+@dataclass(frozen=True)
+class Waits:
+    """Every wait is bounded: seconds for each kind, and the poll interval that counts them."""
+
+    holders_s: float = 1800.0  # other workers finishing with another model
+    unload_s: float = 60.0  # a model disappearing from the host and its memory coming back
+    load_s: float = 600.0  # a model showing up as loaded
+    poll_s: float = 0.25
+
+
+@dataclass(frozen=True)
+class Lease:
+    """What a lease holder may want to record: did it load, how long it took, the guard's words."""
+
+    model: str
+    context: int
+    reused: bool
+    load_s: float | None
+    guard: str | None
+
+
+def lease_dir(host_name: str, root: Path | None = None) -> Path:
+    """One directory per host name, shared by every process on this machine that uses that host."""
+    slug = re.sub(r"[^A-Za-z0-9.]+", "-", host_name).strip("-")[:60]
+    digest = hashlib.sha256(host_name.encode()).hexdigest()[:10]
+    base = root if root is not None else Path(tempfile.gettempdir()) / "agentloop-hosts"
+    return base / f"{slug}-{digest}"
+
+
+def read_events(directory: Path) -> list[dict[str, Any]]:
+    """The host's event log, oldest first (load, unload, verify, reuse, wait, refuse, release)."""
+    path = directory / "events.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _alive(token: str) -> bool:
+    return psutil.pid_exists(int(token.split(":", 1)[0]))
+
+
+class HostManager:
+    """Leases models on one host so that loads never overlap and never exceed the memory guard."""
+
+    def __init__(
+        self,
+        host: ManagedHost,
+        guard: GuardSettings | None = None,
+        waits: Waits | None = None,
+        root: Path | None = None,
+    ) -> None:
+        self.host = host
+        self.guard = guard or GuardSettings()
+        self.waits = waits or Waits()
+        self.dir = lease_dir(host.name, root)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._lock = filelock.FileLock(str(self.dir / "host.lock"))
+        self._state_path = self.dir / "state.json"
+
+    @contextmanager
+    def lease(self, model: str, context: int) -> Iterator[Lease]:
+        """Hold `model` loaded with at least `context` for the duration of the block."""
+        token = f"{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        granted = self._acquire(model, context, token)
+        try:
+            yield granted
+        finally:
+            self._release(model, token)
+
+    # -- the steps -------------------------------------------------------------------------------
+
+    def _acquire(self, model: str, context: int, token: str) -> Lease:
+        deadline = time.monotonic() + self.waits.holders_s
+        logged_wait = False
+        while True:
+            with self._locked(deadline, f"the lock for {model}"):
+                state = self._read_state()
+                loaded = {m.name: m for m in self.host.loaded_models()}
+                entry = state.get(model, {"context": 0, "holders": []})
+                current = loaded.get(model)
+                if current is not None and max(current.context or 0, entry["context"]) >= context:
+                    state[model] = {
+                        "context": entry["context"] or context,
+                        "holders": [*entry["holders"], token],
+                    }
+                    self._write_state(state)
+                    self._log("reuse", model, context=context)
+                    return Lease(model, context, reused=True, load_s=None, guard=None)
+                busy = sorted(m for m, e in state.items() if e["holders"])
+                if not busy or (
+                    self.guard.co_resident and model not in busy and self._judge(model, context).fits
+                ):
+                    return self._load(model, context, token, state, keep=set(busy))
+            if time.monotonic() >= deadline:
+                raise HostTimeout(
+                    f"{self.host.name}: waited {self.waits.holders_s:.0f} s for other workers to release "
+                    f"{', '.join(busy)} before loading {model}; raise the holders wait or run fewer workers."
+                )
+            if not logged_wait:
+                self._log("wait", model, context=context, held=busy)
+                logged_wait = True
+            time.sleep(self.waits.poll_s)
+
+    def _load(self, model: str, context: int, token: str, state: dict[str, Any], keep: set[str]) -> Lease:
+        available = self.host.available_models()
+        if model not in available:
+            raise BackendError(
+                f"{self.host.name} has no model {model!r}; it has {', '.join(available) or 'none'}: "
+                "pull or copy it there first."
+            )
+        doomed = [m.name for m in self.host.loaded_models() if m.name not in keep]
+        for name in doomed:
+            self._log("unload", name)
+            self.host.unload(name)
+            state.pop(name, None)
+        if doomed:
+            seconds = self._wait_for(
+                lambda: not {m.name for m in self.host.loaded_models()} & set(doomed),
+                self.waits.unload_s,
+                f"{', '.join(doomed)} still loaded {self.waits.unload_s:.0f} s after unload; the runtime "
+                "may be stuck stopping: stop it by hand and rerun.",
+            )
+            self._log("unloaded", ", ".join(doomed), seconds=seconds)
+        self._write_state(state)
+        judged = self._guard_after_unload(model, context, recovering=bool(doomed))
+        self._log("load", model, context=context)
+        self.host.load(model, context)
+        seconds = self._wait_for(
+            lambda: model in {m.name for m in self.host.loaded_models()},
+            self.waits.load_s,
+            f"{model} not loaded {self.waits.load_s:.0f} s after asking; check the runtime's log.",
+        )
+        self._log("loaded", model, context=context, seconds=seconds)
+        state[model] = {"context": context, "holders": [token]}
+        self._write_state(state)
+        return Lease(model, context, reused=False, load_s=seconds, guard=judged.message if judged else None)
+
+    def _guard_after_unload(self, model: str, context: int, recovering: bool) -> Verdict | None:
+        """Ask the guard; after an unload, give freed memory until the unload deadline to come back."""
+        if not self.guard.enabled:
+            return None
+        deadline = time.monotonic() + (self.waits.unload_s if recovering else 0.0)
+        judged = self._judge(model, context)
+        while not judged.fits and time.monotonic() < deadline:
+            time.sleep(self.waits.poll_s)
+            judged = self._judge(model, context)
+        if not judged.fits:
+            self._log("refused", model, context=context, message=judged.message)
+            raise ModelWontFit(judged.message)
+        return judged
+
+    def _judge(self, model: str, context: int) -> Verdict:
+        available = available_memory(self.guard.reserve_bytes)
+        sized: Estimate
+        if self.host.reserved_fraction is not None:
+            sized = reserved_estimate(model, context, self.host.reserved_fraction, available.total)
+        else:
+            sized = estimate(
+                self.host.model_metadata(model),
+                context,
+                self.guard.parallel,
+                self.guard.kv_bytes_per_elem,
+                overhead_for(available),
+            )
+        return verdict(sized, available, self.guard.margin_fraction)
+
+    def _release(self, model: str, token: str) -> None:
+        with self._locked(time.monotonic() + self.waits.holders_s, f"the lock to release {model}"):
+            state = self._read_state()
+            if model in state:
+                state[model]["holders"] = [h for h in state[model]["holders"] if h != token]
+                self._write_state(state)
+            self._log("release", model)
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self, deadline: float, what: str) -> Iterator[None]:
+        try:
+            self._lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
+        except filelock.Timeout:
+            raise HostTimeout(
+                f"{self.host.name}: could not take {what} in time; another worker is loading. "
+                f"Lock file: {self._lock.lock_file}"
+            ) from None
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    def _wait_for(self, done: Callable[[], bool], limit_s: float, failure: str) -> float:
+        start = time.monotonic()
+        for _ in range(int(limit_s / self.waits.poll_s) + 1):
+            if done():
+                return round(time.monotonic() - start, 3)
+            if time.monotonic() - start >= limit_s:
+                break
+            time.sleep(self.waits.poll_s)
+        raise HostTimeout(f"{self.host.name}: {failure}")
+
+    def _read_state(self) -> dict[str, Any]:
+        """Holders whose process has died are dropped: a crashed worker must not block the host."""
+        if not self._state_path.exists():
+            return {}
+        state: dict[str, Any] = json.loads(self._state_path.read_text() or "{}")
+        for entry in state.values():
+            entry["holders"] = [h for h in entry["holders"] if _alive(h)]
+        return state
+
+    def _write_state(self, state: dict[str, Any]) -> None:
+        tmp = self._state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
+        tmp.replace(self._state_path)
+
+    def _log(self, event: str, model: str, **fields: Any) -> None:
+        record = {"t": round(time.time(), 3), "pid": os.getpid(), "event": event, "model": model, **fields}
+        with open(self.dir / "events.jsonl", "a") as fh:
+            fh.write(json.dumps(record) + "\n")
