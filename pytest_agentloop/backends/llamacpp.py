@@ -12,12 +12,7 @@ import hashlib
 from typing import Any
 
 from pytest_agentloop.backends.base import BackendError, InfraError
-from pytest_agentloop.backends.openai import CHECK_TIMEOUT_S, OpenAIBackend
-
-
-def server_root(base_url: str) -> str:
-    """`http://host:8080/v1` -> `http://host:8080`: llama.cpp's own endpoints live at the root."""
-    return base_url.rstrip("/").removesuffix("/v1")
+from pytest_agentloop.backends.openai import CHECK_TIMEOUT_S, OpenAIBackend, root_url
 
 
 def summarize_props(props: dict[str, Any]) -> dict[str, Any]:
@@ -44,7 +39,7 @@ class LlamaCppBackend(OpenAIBackend):
 
     def props(self) -> dict[str, Any]:
         """GET /props: the server's settings, model path and chat template."""
-        url = f"{server_root(self.base_url)}/props"
+        url = f"{root_url(self.base_url)}/props"
         response = self.send("GET", url, CHECK_TIMEOUT_S)
         self.raise_for_client_error(response, listing=True)
         data = self.json_of(response)

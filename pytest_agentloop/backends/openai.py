@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,6 +44,23 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+def root_url(url: str) -> str:
+    """`http://host:8080/v1` -> `http://host:8080`: where a runtime's own endpoints live."""
+    return url.rstrip("/").removesuffix("/v1")
+
+
+def v1_url(url: str) -> str:
+    """`http://host:8080` or `http://host:8080/v1` -> `http://host:8080/v1` (--agent-host takes either)."""
+    return f"{root_url(url)}/v1"
+
+
+def env_api_key(base_url: str) -> str | None:
+    """OPENAI_API_KEY is sent to OpenAI only, never to a local server that happens to be configured."""
+    if urlsplit(base_url).hostname == urlsplit(OPENAI_URL).hostname:
+        return os.environ.get("OPENAI_API_KEY")
+    return None
+
+
 def describe_transport_error(exc: httpx.TransportError) -> str:
     """A few words for a connection fault: users act on 'connection refused', not on a class name."""
     if isinstance(exc, httpx.TimeoutException):
@@ -53,11 +71,87 @@ def describe_transport_error(exc: httpx.TransportError) -> str:
     return excerpt(text, 120) or type(exc).__name__
 
 
-class OpenAIBackend:
+def wait_until(done: Callable[[], bool], *, timeout_s: float, interval_s: float, failure: str) -> None:
+    """Poll `done` until it holds, at most `timeout_s` (and so a bounded count); else InfraError(failure)."""
+    deadline = time.monotonic() + timeout_s
+    for _ in range(int(timeout_s / interval_s) + 2):
+        if done():
+            return
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(interval_s)
+    raise InfraError(failure)
+
+
+class Wire:
+    """HTTP to one runtime: a pooled client, bounded retries, and error messages that name the URL.
+
+    Chat backends and lifecycle hosts both build on it, so every runtime fails the same way.
+    """
+
+    def __init__(
+        self, base_url: str, *, api_key: str | None = None, retries: int = 3, backoff_s: float = 0.5
+    ) -> None:
+        if retries < 1:
+            raise BackendError(f"retries={retries} for {base_url}: it must be at least 1")
+        self.base_url = base_url.rstrip("/")
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.api_key = api_key
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(headers=headers, timeout=httpx.Timeout(CHECK_TIMEOUT_S))
+
+    def close(self) -> None:
+        self._client.close()
+
+    def send(self, method: str, path: str, timeout_s: float, **kwargs: Any) -> httpx.Response:
+        """One request with retries on connection faults, timeouts, 429 and 5xx; then InfraError.
+
+        `path` is relative to `base_url`, or an absolute URL for a runtime's own endpoints.
+        """
+        url = path if "://" in path else f"{self.base_url}{path}"
+        timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, CHECK_TIMEOUT_S))
+        failure = ""
+        for attempt in range(self.retries):
+            if attempt:
+                time.sleep(min(self.backoff_s * 2 ** (attempt - 1), MAX_BACKOFF_S))
+            try:
+                response = self._client.request(method, url, timeout=timeout, **kwargs)
+            except httpx.TransportError as exc:
+                failure = f"{describe_transport_error(exc)} after {attempt + 1} tries"
+                continue
+            if response.status_code not in RETRYABLE_STATUS:
+                return response
+            failure = f"{response.status_code} after {attempt + 1} tries: {excerpt(response.text)}"
+        raise InfraError(f"{method} {url}: {failure}")
+
+    def call(self, method: str, path: str, timeout_s: float = CHECK_TIMEOUT_S, **kwargs: Any) -> Any:
+        """`send`, then the JSON body; a 4xx is an InfraError naming the request and the reply."""
+        response = self.send(method, path, timeout_s, **kwargs)
+        if response.status_code >= 400:
+            raise InfraError(
+                f"{method} {response.request.url}: {response.status_code}: {excerpt(response.text)}"
+            )
+        return self.json_of(response)
+
+    @staticmethod
+    def json_of(response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise InfraError(
+                f"{response.request.method} {response.request.url}: {response.status_code} "
+                f"with a body that is not JSON: {excerpt(response.text)}"
+            ) from None
+
+
+class OpenAIBackend(Wire):
     """A model behind an OpenAI-compatible `/chat/completions` endpoint at `base_url` (ending in /v1)."""
 
     # Whether /models lists the names clients send as `model` (llama-server single-model mode does not).
     lists_model_names = True
+    models_path = "/models"
+    chat_path = "/chat/completions"
 
     def __init__(
         self,
@@ -69,24 +163,13 @@ class OpenAIBackend:
         backoff_s: float = 0.5,
         extra_body: dict[str, Any] | None = None,
     ) -> None:
-        if retries < 1:
-            raise BackendError(f"retries={retries} for {spec.raw}: it must be at least 1")
+        super().__init__(
+            base_url, api_key=api_key or env_api_key(base_url), retries=retries, backoff_s=backoff_s
+        )
         self.spec = spec
-        self.base_url = base_url.rstrip("/")
-        self.retries = retries
-        self.backoff_s = backoff_s
         self.extra_body = dict(extra_body or {})
-        self.api_key = api_key or self._env_api_key()
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        self._client = httpx.Client(headers=headers, timeout=httpx.Timeout(CHECK_TIMEOUT_S))
         self._system_fingerprint: str | None = None
         self._models: list[dict[str, Any]] | None = None
-
-    def _env_api_key(self) -> str | None:
-        """OPENAI_API_KEY is sent to OpenAI only, never to a local server that happens to be configured."""
-        if urlsplit(self.base_url).hostname == urlsplit(OPENAI_URL).hostname:
-            return os.environ.get("OPENAI_API_KEY")
-        return None
 
     # -- request dialect: subclasses override these -------------------------------------------------
 
@@ -102,6 +185,13 @@ class OpenAIBackend:
                 "json_schema": {"name": "tool_call", "schema": schema, "strict": True},
             }
         }
+
+    def parse_reply(self, data: Any) -> ChatResponse:
+        return parse_chat_completion(data)
+
+    def has_model(self, ids: list[str]) -> bool:
+        """Whether the host's model list names this backend's model."""
+        return self.spec.model in ids
 
     def request_body(self, request: ChatRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -126,12 +216,12 @@ class OpenAIBackend:
 
     def chat(self, request: ChatRequest) -> ChatResponse:
         started = time.monotonic()
-        response = self.send("POST", "/chat/completions", request.timeout_s, json=self.request_body(request))
+        response = self.send("POST", self.chat_path, request.timeout_s, json=self.request_body(request))
         self.raise_for_client_error(response)
         data = self.json_of(response)
         if isinstance(data, dict) and data.get("system_fingerprint"):
             self._system_fingerprint = str(data["system_fingerprint"])
-        parsed = parse_chat_completion(data)
+        parsed = self.parse_reply(data)
         parsed.latency_s = time.monotonic() - started
         return parsed
 
@@ -145,14 +235,11 @@ class OpenAIBackend:
             "system_fingerprint": self._system_fingerprint,
         }
 
-    def close(self) -> None:
-        self._client.close()
-
     # -- startup check and model listing -----------------------------------------------------------
 
     def check(self) -> None:
         """Fail fast, once per model, on what the user must fix: no server, a refused key, no such model."""
-        url = f"{self.base_url}/models"
+        url = f"{self.base_url}{self.models_path}"
         try:
             response = self._client.get(url, timeout=CHECK_TIMEOUT_S)
         except httpx.TransportError as exc:
@@ -165,13 +252,13 @@ class OpenAIBackend:
             raise BackendError(f"GET {url}: {response.status_code}: {excerpt(response.text)}")
         self._models = self.model_entries(self.json_of(response))
         ids = [str(m.get("id")) for m in self._models]
-        if self.lists_model_names and ids and self.spec.model not in ids:
+        if self.lists_model_names and ids and not self.has_model(ids):
             raise self.model_not_found(ids)
 
     def models(self) -> list[dict[str, Any]]:
-        """The host's `/models` entries (cached: the list is read once per backend)."""
+        """The host's model entries, each with an `id` (cached: the list is read once per backend)."""
         if self._models is None:
-            response = self.send("GET", "/models", CHECK_TIMEOUT_S)
+            response = self.send("GET", self.models_path, CHECK_TIMEOUT_S)
             self.raise_for_client_error(response, listing=True)
             self._models = self.model_entries(self.json_of(response))
         return self._models
@@ -196,29 +283,6 @@ class OpenAIBackend:
             f"Fix: use one of those in --agent-model {self.spec.backend}:NAME, or pull/load it on the host"
         )
 
-    # -- wire ------------------------------------------------------------------------------------------
-
-    def send(self, method: str, path: str, timeout_s: float, **kwargs: Any) -> httpx.Response:
-        """One request with retries on connection faults, timeouts, 429 and 5xx; then InfraError.
-
-        `path` is relative to `base_url`, or an absolute URL for a runtime's own endpoints.
-        """
-        url = path if "://" in path else f"{self.base_url}{path}"
-        timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, CHECK_TIMEOUT_S))
-        failure = ""
-        for attempt in range(self.retries):
-            if attempt:
-                time.sleep(min(self.backoff_s * 2 ** (attempt - 1), MAX_BACKOFF_S))
-            try:
-                response = self._client.request(method, url, timeout=timeout, **kwargs)
-            except httpx.TransportError as exc:
-                failure = f"{describe_transport_error(exc)} after {attempt + 1} tries"
-                continue
-            if response.status_code not in RETRYABLE_STATUS:
-                return response
-            failure = f"{response.status_code} after {attempt + 1} tries: {excerpt(response.text)}"
-        raise InfraError(f"{method} {url}: {failure}")
-
     def raise_for_client_error(self, response: httpx.Response, *, listing: bool = False) -> None:
         """4xx replies: a refused key or an unknown model is the user's to fix; anything else is infra."""
         status = response.status_code
@@ -233,16 +297,6 @@ class OpenAIBackend:
         if not listing and is_model_not_found(status, response.text):
             raise self.model_not_found()
         raise InfraError(f"{where}: {status}: {excerpt(response.text)}")
-
-    @staticmethod
-    def json_of(response: httpx.Response) -> Any:
-        try:
-            return response.json()
-        except ValueError:
-            raise InfraError(
-                f"{response.request.method} {response.request.url}: {response.status_code} "
-                f"with a body that is not JSON: {excerpt(response.text)}"
-            ) from None
 
 
 def is_model_not_found(status: int, body: str) -> bool:
