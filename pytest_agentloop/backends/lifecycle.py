@@ -61,8 +61,11 @@ class ManagedHost(Protocol):
     of device memory whatever the model (vLLM's `--gpu-memory-utilization`); None elsewhere.
     """
 
-    name: str
-    reserved_fraction: float | None
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def reserved_fraction(self) -> float | None: ...
 
     def available_models(self) -> list[str]: ...
 
