@@ -1,0 +1,1 @@
+"""Charges customers through Acme Billing."""
