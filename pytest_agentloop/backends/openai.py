@@ -126,11 +126,15 @@ class Wire:
         raise InfraError(f"{method} {url}: {failure}")
 
     def call(self, method: str, path: str, timeout_s: float = CHECK_TIMEOUT_S, **kwargs: Any) -> Any:
-        """`send`, then the JSON body; a 4xx is an InfraError naming the request and the reply."""
-        response = self.send(method, path, timeout_s, **kwargs)
+        """`send`, then the JSON body (see `checked`)."""
+        return self.checked(self.send(method, path, timeout_s, **kwargs))
+
+    def checked(self, response: httpx.Response) -> Any:
+        """The JSON body of a reply; a 4xx is an InfraError naming the request and the reply."""
         if response.status_code >= 400:
             raise InfraError(
-                f"{method} {response.request.url}: {response.status_code}: {excerpt(response.text)}"
+                f"{response.request.method} {response.request.url}: {response.status_code}: "
+                f"{excerpt(response.text)}"
             )
         return self.json_of(response)
 

@@ -1,0 +1,120 @@
+"""LM Studio: chat over its OpenAI-compatible /v1, residency over its REST API.
+
+`/api/v1/models` (LM Studio >= 0.4) lists every model with its loaded instances; older servers
+only have `/api/v0/models`, so a 404 falls back to it. Unloading takes an *instance id*, not a
+model key, and LM Studio may answer before the memory is released, so unload polls the listing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_agentloop.backends.lifecycle import LoadedModel, ModelMetadata
+from pytest_agentloop.backends.openai import CHECK_TIMEOUT_S, OpenAIBackend, Wire, root_url, wait_until
+from pytest_agentloop.memory import MetadataError
+
+DEFAULT_URL = "http://127.0.0.1:1234"
+LOAD_TIMEOUT_S = 600.0
+
+
+class LMStudioBackend(OpenAIBackend):
+    """A model on LM Studio's /v1/chat/completions (JIT loading answers for any downloaded model)."""
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {**super().fingerprint(), "runtime": "lmstudio"}
+
+
+def normalize(entry: dict[str, Any]) -> dict[str, Any]:
+    """A v1 or v0 model entry -> {key, size_bytes, quantization, architecture, context_max, instances}."""
+    if "key" in entry:  # /api/v1/models
+        quantization = entry.get("quantization") or {}
+        instances = [
+            (str(i.get("id")), (i.get("config") or {}).get("context_length"))
+            for i in entry.get("loaded_instances") or []
+        ]
+        return {
+            "key": str(entry["key"]),
+            "size_bytes": entry.get("size_bytes"),
+            "quantization": quantization.get("name") if isinstance(quantization, dict) else quantization,
+            "architecture": entry.get("architecture"),
+            "context_max": entry.get("max_context_length"),
+            "instances": instances,
+        }
+    loaded = entry.get("state") == "loaded"  # /api/v0/models: one implicit instance named by the id
+    return {
+        "key": str(entry.get("id")),
+        "size_bytes": None,
+        "quantization": entry.get("quantization"),
+        "architecture": entry.get("arch"),
+        "context_max": entry.get("max_context_length"),
+        "instances": [(str(entry.get("id")), None)] if loaded else [],
+    }
+
+
+class LMStudioHost(Wire):
+    """The lifecycle side of an LM Studio server (lifecycle.ManagedHost)."""
+
+    reserved_fraction: float | None = None
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        *,
+        api_key: str | None = None,
+        unload_timeout_s: float = 60.0,
+        poll_s: float = 0.5,
+    ) -> None:
+        super().__init__(root_url(base_url), api_key=api_key)
+        self.name = f"lmstudio@{self.base_url}"
+        self.unload_timeout_s = unload_timeout_s
+        self.poll_s = poll_s
+
+    def models(self) -> list[dict[str, Any]]:
+        response = self.send("GET", "/api/v1/models", CHECK_TIMEOUT_S)
+        if response.status_code == 404:  # LM Studio < 0.4
+            entries = self.call("GET", "/api/v0/models").get("data") or []
+        else:
+            entries = self.checked(response).get("models") or []
+        return [normalize(e) for e in entries if isinstance(e, dict) and e.get("type", "llm") == "llm"]
+
+    def available_models(self) -> list[str]:
+        return [m["key"] for m in self.models()]
+
+    def loaded_models(self) -> list[LoadedModel]:
+        return [
+            LoadedModel(name=m["key"], size_bytes=m["size_bytes"], context=context)
+            for m in self.models()
+            for _, context in m["instances"]
+        ]
+
+    def model_metadata(self, model: str) -> ModelMetadata:
+        """LM Studio's REST API reports size and quantization but not the layer shape the KV term needs."""
+        raise MetadataError(
+            f"lmstudio at {self.base_url} does not report the layer shape of {model}; "
+            f"size it with `lms load {model} --estimate-only`, or serve the GGUF with llamacpp:PATH"
+        )
+
+    def load(self, model: str, context: int) -> None:
+        body = {"model": model, "context_length": context, "echo_load_config": True}
+        self.call("POST", "/api/v1/models/load", LOAD_TIMEOUT_S, json=body)
+
+    def unload(self, model: str) -> None:
+        """Unload every instance of `model`, then wait until the listing shows none (bounded)."""
+        for entry in self.models():
+            if entry["key"] == model:
+                for instance_id, _ in entry["instances"]:
+                    self.call("POST", "/api/v1/models/unload", json={"instance_id": instance_id})
+        wait_until(
+            lambda: all(m.name != model for m in self.loaded_models()),
+            timeout_s=self.unload_timeout_s,
+            interval_s=self.poll_s,
+            failure=(
+                f"lmstudio at {self.base_url} still lists {model} as loaded {self.unload_timeout_s:g}s "
+                f"after /api/v1/models/unload: unload it in the app or with `lms unload --all`"
+            ),
+        )
+
+    def version(self) -> str:
+        """LM Studio has no version endpoint; the API generation in use is what the host can tell."""
+        response = self.send("GET", "/api/v1/models", CHECK_TIMEOUT_S)
+        return "lmstudio (REST api/v1)" if response.status_code != 404 else "lmstudio (REST api/v0)"
