@@ -71,8 +71,8 @@ CREATE TABLE IF NOT EXISTS agentloop_attempts (
     outcome TEXT NOT NULL,
     passed INTEGER NOT NULL,
     budget_limit TEXT,
-    turns INTEGER NOT NULL,
-    tokens INTEGER NOT NULL,
+    turns INTEGER,
+    tokens INTEGER,
     wall_s DOUBLE PRECISION NOT NULL,
     model_s DOUBLE PRECISION NOT NULL,
     canary_hash TEXT NOT NULL,
@@ -441,3 +441,140 @@ def find_regressions(
         if regressed:
             found.append(Regression(*key, passes, n, reference, len(earlier), rule))
     return found
+
+
+class StoreRecorder:
+    """The pytest side of the store: write on arrival, skip what a resumed run already has, probe, flag.
+
+    Writes happen on the controller (where every report arrives, under xdist too), one transaction
+    per attempt. Resume skips happen where items run: each process finds the open run itself.
+    """
+
+    def __init__(self, config: Any, url: str, *, resume: bool, run: Mapping[str, Any]) -> None:
+        self.config = config
+        self.is_worker = hasattr(config, "workerinput")
+        self.store = open_store(url, base=Path(config.rootpath))
+        self.resume = resume
+        self._resume_keys: set[ResumeKey] | None = None
+        self._probed: set[str] = set()
+        self.probe_findings: list[str] = []
+        self.regressions: list[Regression] = []
+        open_run = self.store.latest_unfinished_run() if resume else None
+        if self.is_worker:
+            self.run_id = open_run or ""
+        else:
+            self.run_id = open_run or self.store.begin_run(run)
+        self.resumed = open_run is not None
+
+    # -- where items run ----------------------------------------------------------------------------
+
+    def pytest_runtest_setup(self, item: Any) -> None:
+        canary, model, cell = (
+            getattr(item, "canary", None),
+            getattr(item, "model", None),
+            getattr(item, "cell", None),
+        )
+        if canary is None or model is None or cell is None:
+            return
+        info = self._model_info(item)
+        if self.is_worker and not self.run_id:  # the controller opened it as this worker started
+            self.run_id = self.store.latest_unfinished_run() or ""
+        if self.resume and self.run_id:
+            key = ResumeKey(
+                canary.content_hash,
+                model_digest(model.spec.raw, info),
+                cell_key(cell.id, cell.config()),
+                item.repetition,
+            )
+            if key in self._stored_keys():
+                import pytest
+
+                pytest.skip(f"agentloop resume: already stored in run {self.run_id}")
+        if not model.is_pseudo and model.spec.raw not in self._probed:
+            self._probed.add(model.spec.raw)
+            item.user_properties.append(("agentloop_probe", self._probe(item, info)))
+
+    def _stored_keys(self) -> set[ResumeKey]:
+        if self._resume_keys is None:
+            self._resume_keys = self.store.stored_keys(self.run_id)
+        return self._resume_keys
+
+    def _model_info(self, item: Any) -> dict[str, Any]:
+        if item.model.is_pseudo:
+            return {"backend": item.model.spec.backend}
+        from pytest_agentloop.runner import runner_of
+
+        return dict(runner_of(self.config).backend(item.model).fingerprint())
+
+    def _probe(self, item: Any, info: Mapping[str, Any]) -> str:
+        from pytest_agentloop.backends.base import InfraError
+        from pytest_agentloop.probe import PROBE_HASH, ProbeResult, ask_twice
+        from pytest_agentloop.runner import runner_of
+
+        model = item.model.spec.raw
+        digest = model_digest(model, info)
+        try:
+            first, second = ask_twice(runner_of(self.config).backend(item.model))
+        except InfraError as exc:
+            return f"{model}: determinism probe not run ({exc})"
+        run_id = self.run_id or "worker"
+        previous = self.store.last_probe(model, PROBE_HASH, exclude_run=run_id)
+        self.store.add_probe(run_id, model, digest, PROBE_HASH, first)
+        last_run, last_digest, last_answer = previous if previous else (None, None, None)
+        result = ProbeResult(model, digest, first, second, last_answer, last_run, last_digest)
+        return "; ".join(result.findings) or f"{model}: determinism probe stable"
+
+    # -- on the controller --------------------------------------------------------------------------
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        if self.is_worker:
+            return
+        for name, value in getattr(report, "user_properties", ()):
+            if name == "agentloop_probe" and value not in self.probe_findings:
+                self.probe_findings.append(value)
+        record = getattr(report, "agentloop_attempt", None)
+        if record is not None and report.when == "call":
+            self.store.add(self.run_id, Attempt.from_record(record))
+
+    def pytest_sessionfinish(self, session: Any, exitstatus: int) -> None:
+        if self.is_worker:
+            self.store.close()
+            return
+        if exitstatus != 2:  # 2: interrupted; the run stays open for --agent-resume
+            self.store.finish_run(self.run_id)
+        self.regressions = find_regressions(
+            self.run_attempts(), self.store.run_rates(exclude_run=self.run_id)
+        )
+
+    def run_attempts(self) -> list[Attempt]:
+        """This run's attempts, including those an interrupted session stored before a resume."""
+        return self.store.attempts(self.run_id)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.is_worker:
+            return
+        count = len(self.run_attempts())
+        resumed = " (resumed)" if self.resumed else ""
+        terminalreporter.write_sep(
+            "-", f"agentloop store: run {self.run_id}{resumed}, {count} attempts in {self.url}"
+        )
+        for note in self.probe_findings:
+            terminalreporter.write_line(f"probe: {note}")
+        for regression in self.regressions:
+            terminalreporter.write_line(f"REGRESSION {regression.describe()}", red=True)
+        self.store.close()
+
+    @property
+    def url(self) -> str:
+        return self.store.url
+
+
+def run_attempts(config: Any) -> list[Attempt]:
+    """The run's attempts for gates and reports: from the store when one is kept (a resumed run spans
+    sessions), else those that arrived in this session."""
+    recorder = config.pluginmanager.get_plugin("agentloop-store")
+    if recorder is not None:
+        return list(recorder.run_attempts())
+    reporter = config.pluginmanager.get_plugin("agentloop-reporter")
+    results = getattr(reporter, "results", None)
+    return list(results.attempts) if results is not None else []
