@@ -135,6 +135,9 @@ class Workspace:
 
     def commit(self, message: str) -> str | None:
         """Stage everything and commit; the new sha, or None when there was nothing to commit."""
+        # Rebuild the index from the work tree: git's stat cache misses a same-size edit made in the
+        # index's second with an older mtime (`cp -p`, shutil.copy2), and that edit must not be lost.
+        (self.root / ".git" / "index").unlink(missing_ok=True)
         git("add", "-A", cwd=self.root)
         if not git("status", "--porcelain", "--untracked-files=no", cwd=self.root).strip():
             return None

@@ -89,6 +89,27 @@ def test_commit_push_diff_and_changed_files(workspace: Workspace) -> None:
     assert "-X = 1" in diff and "+X = 2" in diff and "+new" in diff
 
 
+def test_commit_sees_a_same_size_edit_with_an_old_mtime(tmp_path: Path) -> None:
+    """Git's stat cache alone misses this: `cp -p` of a same-size file, old mtime, same ctime second."""
+    canary = make_canary(tmp_path)
+    old = 978_307_200  # 2001: not "racily clean", so git would trust the stat data
+    os.utime(canary.repo_dir / "pkg" / "mod.py", (old, old))
+    workspace = Workspace.create(canary, parent=tmp_path)
+    target = workspace.root / "pkg" / "mod.py"
+    target.write_text("X = 7\n")
+    os.utime(target, (old, old))
+    assert workspace.commit("same size") is not None
+    assert workspace.push()
+    assert workspace.changed_files() == ["pkg/mod.py"]
+
+
+def test_commit_records_deletions(workspace: Workspace) -> None:
+    (workspace.root / "README.md").unlink()
+    assert workspace.commit("delete") is not None
+    workspace.push()
+    assert workspace.changed_files() == ["README.md"]
+
+
 def test_unpushed_diff_includes_uncommitted_and_untracked(workspace: Workspace) -> None:
     (workspace.root / "README.md").write_text("changed\n")
     (workspace.root / "untracked.py").write_text("Y = 1\n")
