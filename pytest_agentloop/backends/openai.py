@@ -130,13 +130,13 @@ class Wire:
         return self.checked(self.send(method, path, timeout_s, **kwargs))
 
     def checked(self, response: httpx.Response) -> Any:
-        """The JSON body of a reply; a 4xx is an InfraError naming the request and the reply."""
+        """The JSON body of a reply (None when empty); a 4xx is an InfraError naming request and reply."""
         if response.status_code >= 400:
             raise InfraError(
                 f"{response.request.method} {response.request.url}: {response.status_code}: "
                 f"{excerpt(response.text)}"
             )
-        return self.json_of(response)
+        return self.json_of(response) if response.content.strip() else None
 
     @staticmethod
     def json_of(response: httpx.Response) -> Any:
