@@ -25,8 +25,8 @@ GiB = 2**30
 KV_BYTES_PER_ELEM = {"f16": 2.0, "q8_0": 1.0, "q4_0": 0.5}
 
 # Fixed overhead of a llama.cpp server process on the CPU beyond its buffers (threads, HTTP server,
-# tokenizer, allocator slack). benchmarks/bench_memory.py measured 2-16 MiB for SmolLM2; 64 MiB
-# leaves room for larger vocabularies and chat templates without hiding behind the margin.
+# tokenizer, allocator slack). benchmarks/bench_memory.py measured 4-18 MiB beyond weights + KV +
+# graph for SmolLM2 at 2k-16k context; 64 MiB leaves room for larger vocabularies and templates.
 CPU_OVERHEAD_BYTES = 64 * MiB
 # A CUDA context and its kernels, per GPU: Ollama's MinimumMemory() for CUDA (ml/device.go).
 CUDA_OVERHEAD_BYTES = 457 * MiB
