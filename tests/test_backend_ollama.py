@@ -7,6 +7,7 @@ The exchanges follow ollama/ollama docs/api.md (/api/chat, /api/tags, /api/ps, /
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from recorded.replay import ReplayServer, Reply
@@ -63,7 +64,7 @@ def test_native_chat_maps_tools_thinking_usage_and_durations(server: ReplayServe
 
 def test_history_is_translated_to_native_shape() -> None:
     """docs/api.md 'Chat request (with history, with tools)': tool replies carry tool_name."""
-    history = [
+    history: list[dict[str, Any]] = [
         {
             "role": "assistant",
             "content": "",

@@ -9,6 +9,7 @@ import pytest
 
 from pytest_agentloop.backends import registry
 from pytest_agentloop.backends.base import Backend, BackendError, ModelSpec
+from pytest_agentloop.backends.lifecycle import ManagedHost
 from pytest_agentloop.backends.openai import OpenAIBackend
 
 
@@ -52,3 +53,37 @@ def test_register_backend_adds_a_factory(monkeypatch: pytest.MonkeyPatch) -> Non
     backend = registry.make_backend(ModelSpec.parse("mine:m"), None, {})
     assert isinstance(backend, OpenAIBackend) and backend.spec.model == "m"
     backend.close()
+
+
+@pytest.mark.parametrize(
+    ("raw", "base_url"),
+    [
+        ("ollama:qwen3:8b", "http://127.0.0.1:9"),
+        ("lmstudio:qwen/qwen3-coder-30b", "http://127.0.0.1:9/v1"),
+        ("llamacpp:default", "http://127.0.0.1:9/v1"),
+        ("vllm:Qwen/Qwen3-8B", "http://127.0.0.1:9/v1"),
+    ],
+)
+@pytest.mark.parametrize("host", ["http://127.0.0.1:9", "http://127.0.0.1:9/v1/"])
+def test_runtime_backends_accept_the_host_with_or_without_v1(raw: str, base_url: str, host: str) -> None:
+    backend = registry.make_backend(ModelSpec.parse(raw), host, {"retries": 2})
+    assert isinstance(backend, OpenAIBackend) and backend.base_url == base_url and backend.retries == 2
+    backend.close()
+
+
+@pytest.mark.parametrize("name", ["ollama", "lmstudio", "llamacpp", "vllm"])
+def test_local_runtimes_have_a_managed_host(name: str) -> None:
+    host = registry.make_host(ModelSpec.parse(f"{name}:m"), "http://127.0.0.1:9/v1", {})
+    assert isinstance(host, ManagedHost) and host.name == f"{name}@http://127.0.0.1:9"
+
+
+def test_cloud_and_embedded_have_no_managed_host() -> None:
+    assert registry.make_host(ModelSpec.parse("openai:gpt-4.1-mini"), None, {}) is None
+    assert registry.make_host(ModelSpec.parse("embedded:smollm2-135m"), None, {}) is None
+    with pytest.raises(BackendError, match="unknown backend 'nope'"):
+        registry.make_host(ModelSpec.parse("nope:m"), None, {})
+
+
+def test_vllm_host_reserves_the_configured_fraction() -> None:
+    host = registry.make_host(ModelSpec.parse("vllm:m"), None, {"gpu_memory_utilization": 0.5})
+    assert host is not None and host.reserved_fraction == 0.5 and host.name == "vllm@http://127.0.0.1:8000"

@@ -19,6 +19,7 @@ import psutil  # type: ignore[import-untyped,unused-ignore]
 
 from pytest_agentloop.backends.base import BackendError, ChatRequest, ChatResponse, ModelSpec
 from pytest_agentloop.backends.llamacpp import LlamaCppBackend
+from pytest_agentloop.memory import metadata_from_gguf
 
 DEFAULT_MODEL = "smollm2-135m"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -65,27 +66,6 @@ def file_sha256(path: Path) -> str:
     return _SHA256_CACHE[key]
 
 
-def gguf_header(path: Path) -> dict[str, Any]:
-    """Architecture, quantization and trained context from the GGUF header (memory-mapped, cheap)."""
-    from gguf import GGUFReader, LlamaFileType
-
-    reader = GGUFReader(path)
-
-    def field(key: str) -> Any:
-        found = reader.fields.get(key)
-        return found.contents() if found is not None else None
-
-    arch = field("general.architecture")
-    file_type = field("general.file_type")
-    quantization = LlamaFileType(file_type).name.removeprefix("MOSTLY_") if file_type is not None else None
-    return {
-        "architecture": arch,
-        "quantization": quantization,
-        "name": field("general.name"),
-        "context_length": field(f"{arch}.context_length") if arch else None,
-    }
-
-
 class EmbeddedBackend:
     """Starts xllamacpp on a free loopback port at construction; `close()` stops it."""
 
@@ -123,13 +103,16 @@ class EmbeddedBackend:
         self._chat.check()
 
     def fingerprint(self) -> dict[str, Any]:
+        meta = metadata_from_gguf(self.model_path)
         return {
             **self._chat.fingerprint(),
             "runtime": f"llama.cpp (xllamacpp {importlib.metadata.version('xllamacpp')})",
             "gguf_path": str(self.model_path),
             "file_bytes": self.model_path.stat().st_size,
             "sha256": file_sha256(self.model_path),
-            **gguf_header(self.model_path),
+            "architecture": meta.architecture,
+            "quantization": meta.quantization,
+            "context_length": meta.context_max,
             "n_ctx": self.n_ctx,
             "threads": self.threads,
         }
