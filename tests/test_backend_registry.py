@@ -10,6 +10,7 @@ import pytest
 from pytest_agentloop.backends import registry
 from pytest_agentloop.backends.base import Backend, BackendError, ModelSpec
 from pytest_agentloop.backends.lifecycle import ManagedHost
+from pytest_agentloop.backends.ollama import OllamaBackend
 from pytest_agentloop.backends.openai import OpenAIBackend
 
 
@@ -87,3 +88,10 @@ def test_cloud_and_embedded_have_no_managed_host() -> None:
 def test_vllm_host_reserves_the_configured_fraction() -> None:
     host = registry.make_host(ModelSpec.parse("vllm:m"), None, {"gpu_memory_utilization": 0.5})
     assert host is not None and host.reserved_fraction == 0.5 and host.name == "vllm@http://127.0.0.1:8000"
+
+
+def test_context_option_sets_ollama_num_ctx() -> None:
+    backend = registry.make_backend(ModelSpec.parse("ollama:qwen3:8b"), None, {"context": 16384})
+    assert isinstance(backend, OllamaBackend) and backend.num_ctx == 16384
+    assert backend.base_url == "http://127.0.0.1:11434"
+    backend.close()

@@ -1,7 +1,8 @@
 """From `backend:model` to a live Backend (and its ManagedHost): one factory per runtime, extensible.
 
 Factories take the spec, the host URL (None: the runtime's default) and the backend options from
-the configuration, so adding a runtime is one `register_backend` call (e.g. from a conftest hook).
+the configuration (`context` is the context length where the harness sets it: embedded n_ctx,
+Ollama num_ctx), so adding a runtime is one `register_backend` call (e.g. from a conftest hook).
 Runtime modules are imported inside their factories: the embedded one pulls in xllamacpp, which a
 user of Ollama never needs. `--agent-host` is accepted with or without the trailing `/v1`.
 """
@@ -39,7 +40,7 @@ def _embedded(spec: ModelSpec, host: str | None, options: Mapping[str, Any]) -> 
             f"{spec.raw} runs in this process and takes no --agent-host; "
             "for a llama-server you started yourself use llamacpp:MODEL --agent-host URL"
         )
-    n_ctx = int(options.get("n_ctx", DEFAULT_N_CTX))
+    n_ctx = int(options.get("context") or DEFAULT_N_CTX)
     return EmbeddedBackend(spec, n_ctx=n_ctx, threads=options.get("threads"))
 
 
@@ -50,7 +51,7 @@ def _ollama(spec: ModelSpec, host: str | None, options: Mapping[str, Any]) -> Ba
     return OllamaBackend(
         spec,
         host or DEFAULT_URL,
-        num_ctx=options.get("num_ctx"),
+        num_ctx=options.get("context"),
         keep_alive=options.get("keep_alive"),
         **http,
     )
