@@ -122,11 +122,20 @@ def test_prose_with_braces_is_not_a_call() -> None:
         ('<tool_call>{"name": "read_file", "arguments": {"path": }</tool_call>', False, "bad_json"),
         ('<tool_call>{"name": "write_file", "arguments": {"path": "a", "cont', True, "truncated"),
         ('{"name": "write_file", "arguments": {"path": "a", "cont', True, "truncated"),
+        ('{\n  "name": "commit",\n  "arguments": {\n    "message": "The task is', True, "truncated"),
         ('<tool_call>{"name": "rm", "arguments": {}}</tool_call>', False, "unknown_tool"),
         ('<tool_call>{"name": "commit", "arguments": {}}</tool_call>', False, "bad_arguments"),
         ('<tool_call>["read_file"]</tool_call>', False, "bad_json"),
     ],
-    ids=["tag-bad-json", "tag-cut-off", "bare-cut-off", "unknown", "missing-field", "not-a-call"],
+    ids=[
+        "tag-bad-json",
+        "tag-cut-off",
+        "bare-cut-off",
+        "pretty-cut-off",
+        "unknown",
+        "missing-field",
+        "not-a-call",
+    ],
 )
 def test_text_malformed(content: str, truncated: bool, kind: str) -> None:
     parsed = parse_text(content, TOOL_ARGS, "t0", truncated=truncated)

@@ -23,6 +23,7 @@ _TAG = re.compile(r"<tool_call>(.*?)(</tool_call>|$)", re.DOTALL)
 _FENCE = re.compile(r"```(?:json)?[ \t]*\n(.*?)(```|$)", re.DOTALL)
 _RAW_CAP = 2_000  # how much of a malformed call is kept for the transcript
 _DECODER = json.JSONDecoder()
+_CALL_START = re.compile(r'\{\s*"name"\s*:')
 _CUT = "the reply was cut off (max tokens) in the middle of a tool call; make the call shorter"
 
 
@@ -113,7 +114,7 @@ def _bare_objects(content: str, truncated: bool) -> Iterator[tuple[str, Any]]:
         try:
             value, end = _DECODER.raw_decode(content, position)
         except json.JSONDecodeError:
-            if truncated and content.startswith('{"name"', position):
+            if truncated and _CALL_START.match(content, position):
                 yield content[position:], _Malformed("truncated", _CUT)
                 return
             position = content.find("{", position + 1)
