@@ -2,6 +2,9 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+# Here rather than in canary.py, so the plugin can match files without importing pydantic.
+CANARY_FILE = "canary.toml"
+
 try:
     __version__ = version("pytest-agentloop")
 except PackageNotFoundError:  # running from a source tree that was never installed

@@ -24,7 +24,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 TIERS = ("smoke", "lite", "medium", "heavy", "trap")
 Tier = Literal["smoke", "lite", "medium", "heavy", "trap"]
-CANARY_FILE = "canary.toml"
 
 
 class CanaryError(Exception):
@@ -124,9 +123,14 @@ def load_canary(toml_path: Path) -> Canary:
     except ValidationError as exc:
         raise CanaryError(f"{toml_path}: {_describe(exc)}") from None
     canary = Canary(spec=spec, root=toml_path.parent)
-    for folder, why in ((canary.repo_dir, "the starting repository"), (canary.hidden_dir, "the hidden checks")):
+    for folder, why in (
+        (canary.repo_dir, "the starting repository"),
+        (canary.hidden_dir, "the hidden checks"),
+    ):
         if not folder.is_dir():
-            raise CanaryError(f"{toml_path}: missing folder '{folder.name}/' ({why}); create it beside canary.toml.")
+            raise CanaryError(
+                f"{toml_path}: missing folder '{folder.name}/' ({why}); create it beside canary.toml."
+            )
     if not any(canary.hidden_dir.rglob("test_*.py")):
         raise CanaryError(f"{toml_path}: 'hidden/' holds no test_*.py file; add the acceptance checks there.")
     return canary

@@ -60,18 +60,32 @@ class Grade:
 
 
 def run_checks(canary: Canary, workspace: Workspace, limits: SandboxLimits) -> CheckRun:
-    """Run the canary's hidden checks, sandboxed, against a fresh clone of origin main."""
+    """Run the canary's hidden checks, sandboxed, against a fresh clone of origin main.
+
+    The pushed tree is the model's work, so nothing in it may steer the checks: `-P` keeps a pushed
+    `pytest.py` from shadowing pytest, an ini file outside the tree replaces any pushed pytest
+    config (and puts the tree on sys.path only once pytest is loaded), and `--confcutdir` stops a
+    pushed root `conftest.py` from being loaded at all.
+    """
     with tempfile.TemporaryDirectory(prefix="agentloop-checks-") as scratch:
         tree = workspace.checkout_pushed(Path(scratch) / "tree")
-        shutil.copytree(canary.hidden_dir, tree / HIDDEN_DIR, ignore=shutil.ignore_patterns("__pycache__"))
+        hidden = tree / HIDDEN_DIR
+        shutil.copytree(canary.hidden_dir, hidden, ignore=shutil.ignore_patterns("__pycache__"))
+        ini = Path(scratch) / "checks.ini"
+        ini.write_text(f"[pytest]\npythonpath = {tree}\n", encoding="utf-8")
         junit = Path(scratch) / "checks.xml"
         command = [
             sys.executable,
+            "-P",
             "-m",
             "pytest",
             "-q",
             "-p",
             "no:cacheprovider",
+            "-c",
+            str(ini),
+            f"--rootdir={tree}",
+            f"--confcutdir={hidden}",
             f"--junitxml={junit}",
             HIDDEN_DIR,
         ]

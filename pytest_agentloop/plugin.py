@@ -1,1 +1,219 @@
-"""The pytest face of pytest-agentloop (options, collection, reports). Being built."""
+"""The pytest face of pytest-agentloop: options, collection, and carrying attempts to the controller.
+
+Kept thin and cheap to import (it loads in every pytest session of every project that has the
+plugin installed): heavy modules are imported only once a run actually involves canaries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_agentloop import CANARY_FILE
+from pytest_agentloop.fixtures import canary_workspace  # noqa: F401  (offered to every test session)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """The plugin's own hooks (hookspecs.py), for conftest.py extensions."""
+    from pytest_agentloop import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("agentloop", "evaluate LLMs as coding agents on canaries")
+    group.addoption(
+        "--agent-model",
+        action="append",
+        dest="agent_models",
+        metavar="SPEC",
+        help="model to evaluate, BACKEND:MODEL (repeatable), e.g. ollama:qwen3:30b, embedded:smollm2-135m; "
+        "pseudo-models: reference (replays the solution), null (finishes at once)",
+    )
+    group.addoption(
+        "--agent-host",
+        action="append",
+        dest="agent_hosts",
+        metavar="URL",
+        help="base URL of the model runtime when not the backend's default (repeatable)",
+    )
+    group.addoption(
+        "--repeat", type=int, dest="agent_repeat", metavar="N", help="repetitions per canary × model × cell"
+    )
+    group.addoption(
+        "--agent-config",
+        dest="agent_config",
+        metavar="PATH",
+        help="TOML settings (default: agentloop.toml or [tool.agentloop] in pyproject.toml)",
+    )
+    group.addoption(
+        "--agent-json", dest="agent_json", metavar="PATH", help="write the agentloop.results/1 file here"
+    )
+    group.addoption(
+        "--agent-keep-workspaces",
+        action="store_true",
+        default=None,
+        dest="agent_keep_workspaces",
+        help="keep the git workspace of every attempt that did not pass",
+    )
+    group.addoption(
+        "--agent-gate",
+        action="append",
+        default=[],
+        dest="agent_gates",
+        metavar="EXPR",
+        help="CI gate, SCOPE:METRIC OP NUMBER (repeatable), e.g. 'lite:pass_rate>=0.9'; with gates, "
+        "only unmet gates fail the run",
+    )
+    group.addoption(
+        "--agent-store",
+        nargs="?",
+        const="sqlite:///.agentloop/results.db",
+        dest="agent_store",
+        metavar="URL",
+        help="keep every attempt in a results history: sqlite:///PATH (default .agentloop/results.db) "
+        "or postgresql://...",
+    )
+    group.addoption(
+        "--agent-resume",
+        action="store_true",
+        dest="agent_resume",
+        help="continue the store's interrupted run: skip attempts it already holds",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "agentloop(tier): a canary attempt (added to every canary item)")
+    for tier in ("smoke", "lite", "medium", "heavy", "trap"):
+        config.addinivalue_line("markers", f"{tier}: a canary of the {tier} tier")
+
+
+def _settings(config: pytest.Config) -> Any:
+    from pytest_agentloop.config import ConfigError, build_settings, find_config_table
+
+    opt = config.option
+    explicit = Path(opt.agent_config) if opt.agent_config else None
+    overrides = {
+        "models": opt.agent_models,
+        "hosts": opt.agent_hosts,
+        "repeat": opt.agent_repeat,
+        "json": opt.agent_json,
+        "keep_workspaces": opt.agent_keep_workspaces,
+    }
+    try:
+        table, source = find_config_table(config.rootpath, explicit)
+        return build_settings(table, source, overrides)
+    except ConfigError as exc:
+        raise pytest.UsageError(f"agentloop: {exc}") from None
+
+
+def _is_configured(config: pytest.Config) -> bool:
+    """Cheap test for "this session is about agentloop", so other sessions never import pydantic."""
+    opt = config.option
+    if opt.agent_models or opt.agent_config or opt.agent_repeat or opt.agent_json or opt.agent_hosts:
+        return True
+    if (config.rootpath / "agentloop.toml").is_file():
+        return True
+    pyproject = config.rootpath / "pyproject.toml"
+    return pyproject.is_file() and "[tool.agentloop" in pyproject.read_text(encoding="utf-8")
+
+
+def _start_runner(config: pytest.Config) -> None:
+    """Validate settings and models before collection, so a mistake is one `ERROR:` line, not a traceback."""
+    from pytest_agentloop.backends.base import BackendError
+    from pytest_agentloop.matrix import MatrixError
+    from pytest_agentloop.runner import Runner, runner_key
+
+    settings = _settings(config)
+    if settings.models:
+        try:
+            config.stash[runner_key] = Runner(config, settings)
+        except (BackendError, MatrixError) as exc:
+            raise pytest.UsageError(f"agentloop: {exc}") from None
+
+
+def pytest_ignore_collect(collection_path: Path) -> bool | None:
+    """A canary's repo/, hidden/ and solution/ hold test files of their own: never collect them.
+
+    The hidden checks in particular must only ever run inside the grading sandbox.
+    """
+    if collection_path.name != CANARY_FILE and (collection_path.parent / CANARY_FILE).is_file():
+        return True
+    return None
+
+
+def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
+    if file_path.name != CANARY_FILE:
+        return None
+    from pytest_agentloop.items import CanaryFile
+
+    return CanaryFile.from_parent(parent, path=file_path)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    attempt = getattr(item, "attempt", None)
+    if call.when == "call" and attempt is not None:
+        # A plain dict: execnet carries it to the xdist controller with the report.
+        report.agentloop_attempt = attempt.to_record(with_transcript=True)
+        for key in ("outcome", "limit", "turns", "tool_calls", "malformed_tool_calls", "checks_passed"):
+            value = getattr(attempt, key)
+            report.user_properties.append((f"agentloop_{key}", getattr(value, "value", value)))
+        report.user_properties.append(("agentloop_tokens", attempt.tokens))
+    return report
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if _is_configured(session.config):
+        _start_runner(session.config)
+    session.config.pluginmanager.register(RunReporter(session.config), "agentloop-reporter")
+    from pytest_agentloop.report.outputs import register_outputs
+
+    register_outputs(session.config)
+
+
+class RunReporter:
+    """Gathers attempts where the reports end up (the controller under xdist) and writes them out."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.is_worker = hasattr(config, "workerinput")
+        self.results: Any = None
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        record = getattr(report, "agentloop_attempt", None)
+        if record is None or report.when != "call" or self.is_worker:
+            return
+        from pytest_agentloop.records import Attempt
+
+        attempt = Attempt.from_record(record)
+        self._results().add(attempt)
+        self.config.hook.pytest_agentloop_attempt_finished(attempt=attempt, config=self.config)
+
+    def _results(self) -> Any:
+        if self.results is None:
+            from pytest_agentloop.results import Results, run_info
+
+            settings = _settings(self.config)
+            self.results = Results(
+                run_info({"models": settings.models, "repeat": settings.repeat}), settings.json_path
+            )
+        return self.results
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.results is None or not self.results.attempts:
+            return
+        from pytest_agentloop.report.terminal import write_summary
+
+        write_summary(terminalreporter, self.results)
+
+    def pytest_sessionfinish(self) -> None:
+        from pytest_agentloop.runner import runner_key
+
+        runner = self.config.stash.get(runner_key, None)
+        if runner is not None:
+            runner.close()

@@ -112,13 +112,15 @@ class Attempt(BaseModel):
     outcome: Outcome
     limit: Limit | None = None
     reason: str = ""
-    turns: int = 0
-    tool_calls: int = 0
-    malformed_tool_calls: int = 0
-    redundant_tool_calls: int = 0
-    text_tool_calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    # Counters are None (null) when the agent could not report them: an external agent without a
+    # transcript. Never 0 in that case: 0 would claim a measurement nobody made.
+    turns: int | None = 0
+    tool_calls: int | None = 0
+    malformed_tool_calls: int | None = 0
+    redundant_tool_calls: int | None = 0
+    text_tool_calls: int | None = 0
+    prompt_tokens: int | None = 0
+    completion_tokens: int | None = 0
     wall_s: float = 0.0
     model_s: float = 0.0
     # Partial credit: hidden checks passed / run (None when the checks never ran).
@@ -136,7 +138,9 @@ class Attempt(BaseModel):
     transcript: Transcript | None = None
 
     @property
-    def tokens(self) -> int:
+    def tokens(self) -> int | None:
+        if self.prompt_tokens is None or self.completion_tokens is None:
+            return None
         return self.prompt_tokens + self.completion_tokens
 
     def to_record(self, *, with_transcript: bool = False) -> dict[str, Any]:

@@ -14,13 +14,11 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 
-import pytest
-
-from pytest_agentloop.canary import Canary, load_canary
+from pytest_agentloop.canary import Canary
 
 IDENTITY = ("agentloop", "agentloop@localhost")
 BRANCH = "main"
@@ -189,25 +187,3 @@ class Workspace:
 
     def __repr__(self) -> str:
         return f"Workspace({self.root}, baseline={self.baseline[:10]})"
-
-
-def _as_canary(source: Path | Canary) -> Canary:
-    if isinstance(source, Canary):
-        return source
-    return load_canary(source / "canary.toml" if source.is_dir() else source)
-
-
-@pytest.fixture
-def canary_workspace(tmp_path: Path) -> Iterator[Callable[[Path | Canary], Workspace]]:
-    """Factory: `canary_workspace(path_or_canary)` gives a provisioned Workspace, removed after the test."""
-    made: list[Workspace] = []
-
-    def make(source: Path | Canary) -> Workspace:
-        workspace = Workspace.create(_as_canary(source), parent=tmp_path)
-        made.append(workspace)
-        return workspace
-
-    yield make
-    for workspace in made:
-        if not workspace.keep:
-            workspace.remove()

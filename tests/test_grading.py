@@ -179,3 +179,26 @@ def test_hidden_checks_are_out_of_the_agents_reach(canary: Canary, workspace: Wo
     assert run.total == 3
     assert not (workspace.root / HIDDEN_DIR).exists()
     assert not list(workspace.root.rglob("test_accept.py"))
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [
+        {
+            "conftest.py": "import pytest\n\n@pytest.hookimpl(wrapper=True)\ndef pytest_runtest_call(item):\n"
+            "    try:\n        yield\n    except BaseException:\n        pass\n"
+        },
+        {"pytest.py": "import sys\nsys.exit(0)\n"},
+        {"pytest.ini": "[pytest]\naddopts = -p no:junitxml\n"},
+    ],
+    ids=["root-conftest", "shadow-pytest", "pytest-ini"],
+)
+def test_nothing_pushed_can_steer_the_hidden_checks(
+    canary: Canary, workspace: Workspace, planted: dict[str, str]
+) -> None:
+    """A model that cannot fix the code must not be able to fake the checks from inside its tree."""
+    for name, text in planted.items():
+        (workspace.root / name).write_text(text)
+    land(workspace, BROKEN)
+    result = grade(canary, workspace, episode("finished"), LIMITS)
+    assert result.outcome is Outcome.FAILED

@@ -185,8 +185,8 @@ def test_context_manager_removes_unless_kept(tmp_path: Path) -> None:
 
 
 def test_canary_workspace_fixture(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """The plugin offers the fixture to every test session: no conftest import needed."""
     canary = make_canary(tmp_path)
-    pytester.makeconftest("from pytest_agentloop.workspace import canary_workspace  # noqa: F401")
     pytester.makepyfile(
         f"""
         from pathlib import Path
@@ -197,4 +197,4 @@ def test_canary_workspace_fixture(pytester: pytest.Pytester, tmp_path: Path) -> 
             assert ws.pushed_head() == ws.baseline
         """
     )
-    pytester.runpytest("-p", "no:agentloop").assert_outcomes(passed=1)
+    pytester.runpytest().assert_outcomes(passed=1)

@@ -53,6 +53,9 @@ class Episode:
     completion_tokens: int = 0
     model_s: float = 0.0
     fingerprint: dict[str, object] = field(default_factory=dict)
+    # Counters the agent could not report (an external agent without a transcript): recorded as
+    # null in the Attempt, never as 0.
+    unknown: tuple[str, ...] = ()
 
     @property
     def turns(self) -> int:

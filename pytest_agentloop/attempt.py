@@ -1,0 +1,119 @@
+"""One attempt, start to finish: workspace, agent, grading, record.
+
+This is the whole per-item pipeline without pytest in it, so the canary-suite tests, the
+benchmarks and the pytest items all run attempts the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+from pytest_agentloop.agent.base import Agent, AgentTask, Budget, Episode
+from pytest_agentloop.agent.tools import Toolbox
+from pytest_agentloop.canary import Canary
+from pytest_agentloop.cells import BASELINE, Cell
+from pytest_agentloop.grading import Grade, grade
+from pytest_agentloop.records import Attempt, Outcome
+from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.workspace import Workspace
+
+# Given the built-in grade, returns a replacement or None (the `pytest_agentloop_grade` hook).
+Review = Callable[[Canary, Workspace, Episode, Grade], "Grade | None"]
+
+
+def run_attempt(
+    canary: Canary,
+    agent: Agent,
+    *,
+    model: str,
+    cell: Cell = BASELINE,
+    repetition: int = 1,
+    limits: SandboxLimits | None = None,
+    keep: bool = False,
+    parent: Path | None = None,
+    infra_retries: int = 0,
+    host: str | None = None,
+    model_info: Mapping[str, Any] | None = None,
+    review: Review | None = None,
+) -> Attempt:
+    """Run, grade and record one attempt; an infra_error is retried up to `infra_retries` times.
+
+    With `keep`, the workspace of an attempt that did not pass is left on disk and named in the
+    reason, so a person can look at what the agent did. `review` (the `pytest_agentloop_grade`
+    hook) may replace the built-in grade while the workspace still exists.
+    """
+    limits = limits or SandboxLimits()
+    started = datetime.now(UTC)
+    clock = perf_counter()
+    retries = 0
+    while True:
+        episode, result, kept_at = _one_try(canary, agent, cell, limits, keep, parent, review)
+        if result.outcome is not Outcome.INFRA_ERROR or retries >= infra_retries:
+            break
+        retries += 1
+    reason = result.reason + (f" (workspace kept at {kept_at})" if kept_at else "")
+    transcript = episode.transcript.model_copy(
+        update={"final_diff": result.diff, "check_output": result.check_output}
+    )
+    return Attempt(
+        canary=canary.id,
+        tier=canary.tier,
+        model=model,
+        cell=cell.id,
+        repetition=repetition,
+        outcome=result.outcome,
+        limit=result.limit,
+        reason=reason,
+        **_counters(episode),
+        wall_s=round(perf_counter() - clock, 3),
+        model_s=round(episode.model_s, 3),
+        checks_passed=result.checks_passed,
+        checks_total=result.checks_total,
+        pushed=result.pushed,
+        infra_retries=retries,
+        started=started,
+        finished=datetime.now(UTC),
+        canary_hash=canary.content_hash,
+        cell_config=cell.config(),
+        model_info={**(model_info or {}), **episode.fingerprint},
+        host=host,
+        transcript=transcript,
+    )
+
+
+def _counters(episode: Episode) -> dict[str, int | None]:
+    """The episode's counters, with those the agent could not report as None rather than 0."""
+    counters: dict[str, int | None] = {
+        "turns": episode.turns,
+        "tool_calls": episode.tool_calls,
+        "malformed_tool_calls": episode.malformed_tool_calls,
+        "redundant_tool_calls": episode.redundant_tool_calls,
+        "text_tool_calls": episode.text_tool_calls,
+        "prompt_tokens": episode.prompt_tokens,
+        "completion_tokens": episode.completion_tokens,
+    }
+    return {name: None if name in episode.unknown else value for name, value in counters.items()}
+
+
+def _one_try(
+    canary: Canary,
+    agent: Agent,
+    cell: Cell,
+    limits: SandboxLimits,
+    keep: bool,
+    parent: Path | None,
+    review: Review | None,
+) -> tuple[Episode, Grade, Path | None]:
+    with Workspace.create(canary, parent) as workspace:
+        toolbox = Toolbox(workspace, canary.spec.test_command, limits)
+        task = AgentTask(canary=canary, cell=cell, budget=Budget.for_attempt(canary, cell), toolbox=toolbox)
+        episode = agent.run(task)
+        result = grade(canary, workspace, episode, limits)
+        if review is not None:
+            result = review(canary, workspace, episode, result) or result
+        workspace.keep = keep and result.outcome is not Outcome.PASSED
+        return episode, result, workspace.root if workspace.keep else None

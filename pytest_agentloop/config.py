@@ -1,0 +1,101 @@
+"""Settings: TOML (agentloop.toml or [tool.agentloop]) overlaid by the command line.
+
+One pydantic model validates both sources, so a typo in a TOML key and a bad command-line value
+fail the same way: one line naming the setting and the fix.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+CONFIG_FILE = "agentloop.toml"
+
+
+class ConfigError(Exception):
+    """A setting that cannot be used; the message names the source, the key and the fix."""
+
+
+class SandboxSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    timeout_s: float = Field(120.0, gt=0)  # for the agent's own "run the tests" tool
+    memory_mb: int = Field(2048, ge=64)
+    output_bytes: int = Field(64_000, ge=1_000)
+    max_processes: int = Field(256, ge=8)
+    file_size_mb: int = Field(64, ge=1)
+
+
+class EmbeddedSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    context: int = Field(8192, ge=512)
+    threads: int | None = Field(None, ge=1)
+
+
+class Settings(BaseModel):
+    """Everything a run needs to know. Field names are the TOML keys."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    models: list[str] = Field(default_factory=list)
+    hosts: list[str] = Field(default_factory=list)
+    repeat: int = Field(1, ge=1, le=1000)
+    json_path: Path | None = Field(None, alias="json")
+    keep_workspaces: bool = False
+    infra_retries: int = Field(2, ge=0, le=10)
+    sandbox: SandboxSettings = SandboxSettings()
+    embedded: EmbeddedSettings = EmbeddedSettings()
+    # Sections owned by later stages (tuning matrix, prices, gates, store); validated where used.
+    matrix: dict[str, Any] = Field(default_factory=dict)
+    prices: dict[str, Any] = Field(default_factory=dict)
+    # [agents.NAME] tables for `external:NAME` specs; validated in agent/external.py.
+    agents: dict[str, Any] = Field(default_factory=dict)
+
+
+def find_config_table(rootdir: Path, explicit: Path | None) -> tuple[dict[str, Any], str]:
+    """The TOML table to use and a name for it in messages.
+
+    Order: an explicit --agent-config file; agentloop.toml in the rootdir; [tool.agentloop] in the
+    rootdir's pyproject.toml; nothing.
+    """
+    if explicit is not None:
+        data = _read_toml(explicit)
+        return data.get("tool", {}).get("agentloop", data), str(explicit)
+    local = rootdir / CONFIG_FILE
+    if local.is_file():
+        return _read_toml(local), str(local)
+    pyproject = rootdir / "pyproject.toml"
+    if pyproject.is_file():
+        table = _read_toml(pyproject).get("tool", {}).get("agentloop")
+        if table is not None:
+            return table, f"{pyproject} [tool.agentloop]"
+    return {}, "defaults"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file; check the --agent-config path.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax.") from None
+
+
+def build_settings(table: dict[str, Any], source: str, overrides: dict[str, Any]) -> Settings:
+    """Validate the TOML table with the command-line values laid over it (command line wins)."""
+    merged = {**table, **{key: value for key, value in overrides.items() if value is not None}}
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = ".".join(str(part) for part in error["loc"])
+        origin = "the command line" if error["loc"][0] in overrides else source
+        if error["type"] == "extra_forbidden":
+            raise ConfigError(f"{origin}: unknown setting '{key}'; remove it or fix its spelling.") from None
+        raise ConfigError(
+            f"{origin}: setting '{key}': {error['msg']} (got {error.get('input')!r})."
+        ) from None

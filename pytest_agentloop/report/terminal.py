@@ -1,0 +1,81 @@
+"""The verdict at the end of the terminal output: one row per model × cell × canary."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pytest_agentloop.results import Results
+
+MIN_REPETITIONS = 3
+
+COLUMNS = (
+    ("model", "<"),
+    ("cell", "<"),
+    ("canary", "<"),
+    ("pass/N", ">"),
+    ("95% CI", "<"),
+    ("turns✓", ">"),
+    ("checks", ">"),
+    ("malformed/att", ">"),
+    ("redundant/att", ">"),
+    ("over budget t/k/s", "<"),
+    ("infra", ">"),
+)
+
+
+def _row(summary: Any) -> tuple[str, ...]:
+    by_limit = summary.budget_exceeded_by_limit
+    turns = "-" if summary.mean_turns_to_pass is None else f"{summary.mean_turns_to_pass:.1f}"
+    checks = "-" if summary.partial_credit is None else f"{summary.partial_credit:.0%}"
+    return (
+        summary.model,
+        summary.cell,
+        summary.canary,
+        f"{summary.passes}/{summary.n}",
+        f"[{summary.ci_low:.2f}, {summary.ci_high:.2f}]",
+        turns,
+        checks,
+        _per_attempt(summary.malformed_per_attempt),
+        _per_attempt(summary.redundant_per_attempt),
+        "/".join(str(by_limit.get(limit, 0)) for limit in ("turns", "tokens", "time")),
+        str(summary.infra_errors),
+    )
+
+
+def _per_attempt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def format_table(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    headers = tuple(name for name, _ in COLUMNS)
+    widths = [max(len(cells[i]) for cells in (headers, *rows)) for i in range(len(headers))]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(
+            f"{cell:{align}{width}}" for cell, (_, align), width in zip(cells, COLUMNS, widths, strict=True)
+        ).rstrip()
+
+    return [line(headers), *(line(cells) for cells in rows)]
+
+
+def write_summary(terminalreporter: Any, results: Results) -> None:
+    from pytest_agentloop.analysis.verdicts import summarize
+
+    summaries = summarize(results.attempts)
+    terminalreporter.write_sep("=", "agentloop summary")
+    for text in format_table([_row(summary) for summary in summaries]):
+        terminalreporter.write_line(text)
+    repeats = max((attempt.repetition for attempt in results.attempts), default=0)
+    if repeats < MIN_REPETITIONS:
+        terminalreporter.write_line(
+            f"note: {repeats} repetition(s) per cell is below the methodology's minimum of "
+            f"{MIN_REPETITIONS}; single runs lie (use --repeat={MIN_REPETITIONS})."
+        )
+    diagnosed = [s for s in summaries if s.diagnosis]
+    for summary in diagnosed:
+        terminalreporter.write_line(
+            f"{summary.model} · {summary.cell} · {summary.canary}: {summary.diagnosis}"
+        )
+    if results.path is not None:
+        terminalreporter.write_line(f"results: {results.path}")

@@ -1,0 +1,110 @@
+"""The controller's collection of finished attempts and the results file written as they arrive.
+
+Attempts reach the controller on their TestReports (under pytest-xdist too). Every arrival
+rewrites the results file atomically, so a run killed halfway keeps every attempt it finished.
+Transcripts, which can be large, go to a JSON-lines file beside it, appended once per attempt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pytest_agentloop import __version__
+from pytest_agentloop.records import RESULTS_SCHEMA, Attempt
+
+
+def harness_commit() -> str | None:
+    """The git commit of the harness source, when it runs from a checkout (the audit trail)."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def run_info(extra: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "started": datetime.now(UTC).isoformat(),
+        "harness_version": __version__,
+        "harness_commit": harness_commit(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "argv": sys.argv[1:],
+        **extra,
+    }
+
+
+class Results:
+    """All attempts of this run, in arrival order; optionally mirrored to a results file."""
+
+    def __init__(self, run: dict[str, Any], path: Path | None = None) -> None:
+        self.run = run
+        self.path = path
+        self.attempts: list[Attempt] = []
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.transcripts_path.unlink(missing_ok=True)
+            self.write()
+
+    @property
+    def transcripts_path(self) -> Path:
+        assert self.path is not None
+        return self.path.with_name(self.path.stem + ".transcripts.jsonl")
+
+    def add(self, attempt: Attempt) -> None:
+        self.attempts.append(attempt)
+        if self.path is not None:
+            self._append_transcript(attempt)
+            self.write()
+
+    def document(self) -> dict[str, Any]:
+        from pytest_agentloop.analysis.verdicts import summarize
+
+        return {
+            "schema": RESULTS_SCHEMA,
+            "run": {
+                **self.run,
+                "updated": datetime.now(UTC).isoformat(),
+                "attempt_count": len(self.attempts),
+            },
+            "attempts": [attempt.to_record() for attempt in self.attempts],
+            "summary": [asdict(row) for row in summarize(self.attempts)],
+        }
+
+    def write(self) -> None:
+        assert self.path is not None
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self.document(), indent=1), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+    def _append_transcript(self, attempt: Attempt) -> None:
+        if attempt.transcript is None:
+            return
+        key = {k: getattr(attempt, k) for k in ("canary", "model", "cell", "repetition")}
+        line = json.dumps({**key, "transcript": attempt.transcript.model_dump(mode="json")})
+        with self.transcripts_path.open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
+
+def load_results(path: Path) -> tuple[dict[str, Any], list[Attempt]]:
+    """Read a results file back (for re-analysis, reports, the combined cell)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable results file ({exc})") from None
+    if data.get("schema") != RESULTS_SCHEMA:
+        raise ValueError(f"{path}: schema {data.get('schema')!r} is not {RESULTS_SCHEMA!r}")
+    return data.get("run", {}), [Attempt.from_record(row) for row in data.get("attempts", [])]
