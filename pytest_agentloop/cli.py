@@ -1,0 +1,209 @@
+"""The `agentloop` console script: look at results after the run, from a results file or the store.
+
+    agentloop report SOURCE [--run ID] [--html PATH] [--cards DIR]   rebuild summary, HTML, cards
+    agentloop compare A B                                              two runs side by side
+    agentloop compare SOURCE --models M1 M2                            two models of one run
+    agentloop history MODEL --store URL                                a model's pass rate over time
+    agentloop fit MODEL ...                                            will it fit in memory?
+
+SOURCE is a results file (--agent-json) or a store URL (sqlite:///..., postgresql://...); a store
+URL may end in `#RUN_ID` to pick a run (default: the latest).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pytest_agentloop.analysis.stats import compare_attempts, wilson
+from pytest_agentloop.analysis.verdicts import summarize
+from pytest_agentloop.records import Attempt
+
+
+class CliError(Exception):
+    """Something the user must fix; printed as one line."""
+
+
+class _Out:
+    """Just enough of pytest's terminal reporter for `report.terminal.write_summary`."""
+
+    def write_sep(self, sep: str, title: str) -> None:
+        print(f" {title} ".center(100, sep))
+
+    def write_line(self, line: str, **_: Any) -> None:
+        print(line)
+
+
+def _is_store(source: str) -> bool:
+    return source.startswith(("sqlite:///", "postgresql://", "postgres://"))
+
+
+def load(source: str) -> tuple[str, list[Attempt]]:
+    """(label, attempts) of one run, from a results file or `STORE_URL[#RUN_ID]`."""
+    if _is_store(source):
+        from pytest_agentloop.store import StoreError, open_store
+
+        url, _, run_id = source.partition("#")
+        try:
+            store = open_store(url)
+        except StoreError as exc:
+            raise CliError(str(exc)) from None
+        try:
+            runs = store.runs()
+            if not runs:
+                raise CliError(f"{url}: the store holds no run yet")
+            run_id = run_id or runs[-1]["run_id"]
+            if run_id not in {r["run_id"] for r in runs}:
+                raise CliError(f"{url}: no run {run_id!r}; `agentloop history` lists the runs")
+            return f"run {run_id}", store.attempts(run_id)
+        finally:
+            store.close()
+    from pytest_agentloop.results import load_results
+
+    try:
+        run, attempts = load_results(Path(source))
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    return f"{source} ({run.get('started', '?')})", attempts
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pytest_agentloop.report.terminal import write_summary
+    from pytest_agentloop.results import Results
+
+    label, attempts = load(args.source)
+    results = Results({"source": label})
+    results.attempts = attempts
+    write_summary(_Out(), results)
+    if args.html:
+        from pytest_agentloop.report.html import STYLE, summary_html
+
+        page = f"<!doctype html><meta charset=utf-8><title>agentloop {label}</title>{STYLE}"
+        args.html.write_text(page + summary_html(attempts, {}, {}), encoding="utf-8")
+        print(f"html: {args.html}")
+    if args.cards:
+        from pytest_agentloop.report.card import write_cards
+
+        for path in write_cards(args.cards, attempts, {}, {}):
+            print(f"card: {path}")
+    return 0
+
+
+def pooled(attempts: Sequence[Attempt]) -> tuple[int, int]:
+    """Passes and N over many canaries, from the per-canary summaries (infra errors excluded)."""
+    rows = summarize(attempts)
+    return sum(s.passes for s in rows), sum(s.n for s in rows)
+
+
+def _rate(attempts: Sequence[Attempt]) -> str:
+    passes, n = pooled(attempts)
+    if not n:
+        return "-"
+    low, high = wilson(passes, n)
+    return f"{passes}/{n} [{low:.2f}, {high:.2f}]"
+
+
+def compare_lines(left: tuple[str, list[Attempt]], right: tuple[str, list[Attempt]]) -> list[str]:
+    """Per canary side by side, then the paired verdict over all shared canaries."""
+    (left_label, a), (right_label, b) = left, right
+    canaries = sorted({x.canary for x in a} | {x.canary for x in b})
+    width = max([len("canary"), *map(len, canaries)])
+    lines = [
+        f"A: {left_label}",
+        f"B: {right_label}",
+        f"{'canary':<{width}}  {'A pass/N [95% CI]':<22}  B pass/N [95% CI]",
+    ]
+    for canary in canaries:
+        mine, theirs = [x for x in a if x.canary == canary], [x for x in b if x.canary == canary]
+        lines.append(f"{canary:<{width}}  {_rate(mine):<22}  {_rate(theirs)}")
+    lines.append(f"{'all':<{width}}  {_rate(a):<22}  {_rate(b)}")
+    comparison = compare_attempts(a, b, "B")
+    lines.append(f"B vs A (paired on canary × repetition): {comparison.verdict}; {comparison.text}")
+    return lines
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    if args.models:
+        label, attempts = load(args.sources[0])
+        sides = [(f"{m} in {label}", [a for a in attempts if a.model == m]) for m in args.models]
+        for (side, own), model in zip(sides, args.models, strict=True):
+            if not own:
+                raise CliError(f"{side}: no attempt of model {model!r}")
+    elif len(args.sources) == 2:
+        sides = [load(source) for source in args.sources]
+    else:
+        raise CliError("compare needs two sources (A B), or one source and --models M1 M2")
+    print("\n".join(compare_lines(sides[0], sides[1])))
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from pytest_agentloop.store import StoreError, open_store
+
+    try:
+        store = open_store(args.store)
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        per_run = [(run, store.attempts(run["run_id"], model=args.model)) for run in store.runs()]
+    finally:
+        store.close()
+    per_run = [(run, own) for run, own in per_run if own]
+    if not per_run:
+        raise CliError(
+            f"no attempt of model {args.model!r} in {args.store}; check the spelling with `agentloop report`"
+        )
+    print(f"{args.model}: pass rate per run (infra errors excluded)")
+    print(f"{'started':<25}  {'run':<12}  {'pass/N':>7}  {'95% CI':<12}  harness")
+    for run, own in per_run:
+        passes, n = pooled(own)
+        low, high = wilson(passes, n)
+        print(
+            f"{str(run['started'])[:25]:<25}  {run['run_id']:<12}  {passes:>3}/{n:<3}  "
+            f"[{low:.2f}, {high:.2f}]  {run['harness_version']} {str(run['harness_commit'] or '')[:10]}"
+        )
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agentloop", description="Look at agentloop results after the run.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    report = commands.add_parser("report", help="rebuild the summary (and HTML, cards) of one run")
+    report.add_argument("source", help="results file, or store URL[#RUN_ID]")
+    report.add_argument("--html", type=Path, help="write a standalone HTML verdict here")
+    report.add_argument("--cards", type=Path, help="write one finding card per model into this folder")
+    report.set_defaults(run=cmd_report)
+    compare = commands.add_parser("compare", help="two runs, or two models of one run, side by side")
+    compare.add_argument("sources", nargs="+", help="A B (results files or store URL#RUN_ID), or one source")
+    compare.add_argument("--models", nargs=2, metavar=("M1", "M2"), help="compare two models of one source")
+    compare.set_defaults(run=cmd_compare)
+    history = commands.add_parser("history", help="a model's pass rate run by run")
+    history.add_argument("model", help="model spec as run, e.g. ollama:qwen3:30b")
+    history.add_argument("--store", default="sqlite:///.agentloop/results.db", help="store URL")
+    history.set_defaults(run=cmd_history)
+    fit = commands.add_parser(
+        "fit", help="will a GGUF model fit in memory? (agentloop fit --help)", add_help=False
+    )
+    fit.set_defaults(run=None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["fit"]:
+        from pytest_agentloop.fit import fit_command
+
+        return fit_command(argv[1:])
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except CliError as exc:
+        print(f"agentloop {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
