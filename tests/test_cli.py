@@ -1,0 +1,85 @@
+"""The `agentloop` console script on results files and a real SQLite store (constructed attempts)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_agentloop.cli import main
+from pytest_agentloop.records import RESULTS_SCHEMA, Attempt
+from pytest_agentloop.store import open_store
+from tests._attempts import runs
+
+
+def results_file(path: Path, attempts: list[Attempt]) -> Path:
+    document = {
+        "schema": RESULTS_SCHEMA,
+        "run": {"started": "2026-05-01"},
+        "attempts": [a.to_record() for a in attempts],
+    }
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_compare_two_runs_side_by_side(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = results_file(tmp_path / "a.json", runs("PPP", canary="x") + runs("PPF", canary="y"))
+    b = results_file(tmp_path / "b.json", runs("FFF", canary="x") + runs("PFF", canary="y"))
+    assert main(["compare", str(a), str(b)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[2].split() == ["canary", "A", "pass/N", "[95%", "CI]", "B", "pass/N", "[95%", "CI]"]
+    assert out[3].startswith("x ") and "3/3 [0.44, 1.00]" in out[3] and "0/3 [0.00, 0.56]" in out[3]
+    assert out[5].startswith("all ") and "5/6" in out[5] and "1/6" in out[5]
+    assert out[6].startswith("B vs A (paired on canary × repetition): ")
+
+
+def test_compare_two_models_of_one_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = results_file(tmp_path / "r.json", runs("PPP", model="a") + runs("FFP", model="b"))
+    assert main(["compare", str(source), "--models", "a", "b"]) == 0
+    assert "3/3 [0.44, 1.00]        1/3" in capsys.readouterr().out
+    assert main(["compare", str(source), "--models", "a", "zzz"]) == 2
+    assert "no attempt of model 'zzz'" in capsys.readouterr().err
+
+
+def test_history_lists_a_models_runs_in_order(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    store = open_store(url)
+    for day, outcomes in (("01", "PPP"), ("02", "PPF"), ("03", "FFF")):
+        run_id = store.begin_run(
+            {"started": f"2026-05-{day}T00:00:00+00:00", "harness_version": "0.1.0"}, f"r{day}"
+        )
+        for attempt in runs(outcomes, model="ollama:q"):
+            store.add(run_id, attempt)
+    store.close()
+    assert main(["history", "ollama:q", "--store", url]) == 0
+    lines = capsys.readouterr().out.splitlines()[2:]
+    assert [line.split()[1:3] for line in lines] == [["r01", "3/3"], ["r02", "2/3"], ["r03", "0/3"]]
+
+
+def test_report_rebuilds_summary_and_html_from_the_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    store = open_store(url)
+    run_id = store.begin_run({"started": "2026-05-01T00:00:00+00:00"})
+    for attempt in runs("PPF"):
+        store.add(run_id, attempt)
+    store.close()
+    html = tmp_path / "verdict.html"
+    assert main(["report", f"{url}#{run_id}", "--html", str(html)]) == 0
+    assert "2/3" in capsys.readouterr().out
+    assert "<svg" in html.read_text() and "Pass rate per model × cell" in html.read_text()
+
+
+def test_errors_are_one_line(tmp_path: Path) -> None:
+    missing = subprocess.run(
+        [sys.executable, "-m", "pytest_agentloop.cli", "report", str(tmp_path / "nope.json")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode == 2
+    assert missing.stderr.count("\n") == 1 and "not a readable results file" in missing.stderr
