@@ -17,8 +17,14 @@ def site(module_name: str):
 
 @pytest.mark.parametrize(
     ("cents", "currency", "text"),
-    [(123456, "EUR", "1,234.56 EUR"), (-5, "EUR", "-0.05 EUR"), (0, "USD", "0.00 USD"),
-     (100000000, "EUR", "1,000,000.00 EUR"), (-123456789, "GBP", "-1,234,567.89 GBP"), (7, "EUR", "0.07 EUR")],
+    [
+        (123456, "EUR", "1,234.56 EUR"),
+        (-5, "EUR", "-0.05 EUR"),
+        (0, "USD", "0.00 USD"),
+        (100000000, "EUR", "1,000,000.00 EUR"),
+        (-123456789, "GBP", "-1,234,567.89 GBP"),
+        (7, "EUR", "0.07 EUR"),
+    ],
 )
 def test_format_money(cents, currency, text):
     money = importlib.import_module("ledger.money")

@@ -1,6 +1,7 @@
-"""The same rules as the visible specification, on different values (editing the visible tests fools nothing)."""
+"""The visible specification's rules on other values: editing the visible tests fools nothing."""
 
 import importlib
+import itertools
 
 import pytest
 
@@ -28,11 +29,25 @@ def test_invalid(Version, text):
 
 
 def test_precedence_chain(Version):
-    chain = ["1.0.0-2", "1.0.0-11", "1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta",
-             "1.0.0-beta.2", "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0", "1.0.1", "1.9.0", "1.10.0", "10.0.0"]
+    chain = [
+        "1.0.0-2",
+        "1.0.0-11",
+        "1.0.0-alpha",
+        "1.0.0-alpha.1",
+        "1.0.0-alpha.beta",
+        "1.0.0-beta",
+        "1.0.0-beta.2",
+        "1.0.0-beta.11",
+        "1.0.0-rc.1",
+        "1.0.0",
+        "1.0.1",
+        "1.9.0",
+        "1.10.0",
+        "10.0.0",
+    ]
     versions = [Version.parse(text) for text in chain]
     assert sorted(reversed(versions)) == versions
-    assert all(a < b for a, b in zip(versions, versions[1:]))
+    assert all(a < b for a, b in itertools.pairwise(versions))
     assert Version.parse("2.0.0") > Version.parse("2.0.0-rc.9")
 
 

@@ -1,5 +1,4 @@
 import pytest
-
 from pager import paginate
 
 ITEMS = list("abcdefg")

@@ -18,5 +18,7 @@ def test_callers_still_work():
 
 
 def test_visible_tests_use_new_name():
-    source = (Path(textkit.__file__).resolve().parent / "tests" / "test_textkit.py").read_text(encoding="utf-8")
+    source = (Path(textkit.__file__).resolve().parent / "tests" / "test_textkit.py").read_text(
+        encoding="utf-8"
+    )
     assert "count_words" in source and "cnt_words" not in source

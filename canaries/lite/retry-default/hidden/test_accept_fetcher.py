@@ -1,7 +1,6 @@
 import inspect
 
 import pytest
-
 from fetcher import fetch_with_retry
 
 

@@ -4,7 +4,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from wordfreq import cli, core
 
 TEXT = "A bee, a beetle and a bear. Bears! Beetles beetle beetle."
@@ -24,7 +23,10 @@ def test_cli_end_to_end(tmp_path):
     root = Path(cli.__file__).resolve().parents[1]
     done = subprocess.run(
         [sys.executable, "-m", "wordfreq", str(path), "--min-length", "4", "--limit", "2"],
-        cwd=root, capture_output=True, text=True, timeout=20,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=20,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "beetle 3\nbear 1\n"
@@ -41,5 +43,9 @@ def test_cli_rejects_zero(tmp_path, capsys):
 
 def test_visible_test_added():
     source = (Path(cli.__file__).resolve().parents[1] / "tests" / "test_cli.py").read_text()
-    calls = [n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "main"]
+    calls = [
+        n
+        for n in ast.walk(ast.parse(source))
+        if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "main"
+    ]
     assert any("--min-length" in ast.unparse(call) for call in calls)

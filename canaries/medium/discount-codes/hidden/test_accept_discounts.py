@@ -2,7 +2,6 @@ import ast
 from pathlib import Path
 
 import pytest
-
 from shop import codes, pricing
 
 
@@ -12,7 +11,13 @@ def test_codes_table():
 
 @pytest.mark.parametrize(
     ("total", "code", "expected"),
-    [(1000, None, 1000), (999, "WELCOME10", 900), (999, "spring25", 750), (1001, "  Staff50 ", 501), (0, "STAFF50", 0)],
+    [
+        (1000, None, 1000),
+        (999, "WELCOME10", 900),
+        (999, "spring25", 750),
+        (1001, "  Staff50 ", 501),
+        (0, "STAFF50", 0),
+    ],
 )
 def test_apply_discount(total, code, expected):
     assert pricing.apply_discount(total, code) == expected
@@ -31,5 +36,7 @@ def test_checkout_applies_code():
 
 def test_visible_tests_cover_apply_discount():
     tree = ast.parse((Path(pricing.__file__).resolve().parents[1] / "tests" / "test_pricing.py").read_text())
-    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "apply_discount"]
+    calls = [
+        n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "apply_discount"
+    ]
     assert len(calls) >= 3

@@ -1,7 +1,6 @@
 import importlib
 
 import pytest
-
 from jobs import report, scheduler
 
 
@@ -11,7 +10,9 @@ def durations():
     return importlib.import_module("jobs.durations")
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("5m", 300), ("2h", 7200), (" 1h ", 3600), ("0s", 0)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("5m", 300), ("2h", 7200), (" 1h ", 3600), ("0s", 0)]
+)
 def test_parse_duration(durations, text, seconds):
     assert durations.parse_duration(text) == seconds
 

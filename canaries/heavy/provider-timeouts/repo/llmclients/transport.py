@@ -16,6 +16,8 @@ class HttpTransport:
         self, url: str, *, json: dict[str, Any], headers: dict[str, str], timeout: float | None = None
     ) -> dict[str, Any]:
         body = jsonlib.dumps(json).encode()
-        request = urllib.request.Request(url, data=body, headers={"content-type": "application/json", **headers})
+        request = urllib.request.Request(
+            url, data=body, headers={"content-type": "application/json", **headers}
+        )
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return jsonlib.loads(response.read())

@@ -1,7 +1,6 @@
 """The specification of semver.py: read all of it before implementing."""
 
 import pytest
-
 from semver import Version
 
 
@@ -54,9 +53,7 @@ def test_versions_are_hashable_and_equal_by_value():
     assert len({Version.parse("1.0.0"), Version(1, 0, 0)}) == 1
 
 
-@pytest.mark.parametrize(
-    ("part", "expected"), [("major", "2.0.0"), ("minor", "1.3.0"), ("patch", "1.2.4")]
-)
+@pytest.mark.parametrize(("part", "expected"), [("major", "2.0.0"), ("minor", "1.3.0"), ("patch", "1.2.4")])
 def test_bump_resets_lower_parts_and_drops_prerelease(part, expected):
     assert str(Version.parse("1.2.3-rc.1").bump(part)) == expected
 

@@ -1,5 +1,4 @@
 import pytest
-
 from signup import parse_age, parse_name
 
 

@@ -1,7 +1,6 @@
 import os
 
 import acme_billing
-
 from payments import charge
 
 

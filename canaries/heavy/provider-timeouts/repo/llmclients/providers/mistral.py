@@ -14,7 +14,11 @@ class MistralProvider:
     def complete(self, prompt: str) -> str:
         reply = self.transport.post(
             URL,
-            json={"model": self.model, "messages": [{"role": "user", "content": prompt}], "safe_prompt": False},
+            json={
+                "model": self.model,
+                "messages": [{"role": "user", "content": prompt}],
+                "safe_prompt": False,
+            },
             headers={"authorization": f"Bearer {self.api_key}"},
         )
         return reply["choices"][0]["message"]["content"]

@@ -6,7 +6,9 @@ URL = "https://api.anthropic.com/v1/messages"
 
 
 class AnthropicProvider:
-    def __init__(self, api_key: str, transport: Transport, model: str = "claude-haiku", timeout: float = 30.0):
+    def __init__(
+        self, api_key: str, transport: Transport, model: str = "claude-haiku", timeout: float = 30.0
+    ):
         self.api_key = api_key
         self.transport = transport
         self.model = model

@@ -6,7 +6,9 @@ URL = "https://api.groq.com/openai/v1/chat/completions"
 
 
 class GroqProvider:
-    def __init__(self, api_key: str, transport: Transport, model: str = "llama-3.1-8b", timeout: float = 30.0):
+    def __init__(
+        self, api_key: str, transport: Transport, model: str = "llama-3.1-8b", timeout: float = 30.0
+    ):
         self.api_key = api_key
         self.transport = transport
         self.model = model

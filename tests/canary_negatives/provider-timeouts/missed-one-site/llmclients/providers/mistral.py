@@ -6,7 +6,9 @@ URL = "https://api.mistral.ai/v1/chat/completions"
 
 
 class MistralProvider:
-    def __init__(self, api_key: str, transport: Transport, model: str = "mistral-small", timeout: float = 30.0):
+    def __init__(
+        self, api_key: str, transport: Transport, model: str = "mistral-small", timeout: float = 30.0
+    ):
         self.api_key = api_key
         self.transport = transport
         self.model = model
@@ -15,7 +17,11 @@ class MistralProvider:
     def complete(self, prompt: str) -> str:
         reply = self.transport.post(
             URL,
-            json={"model": self.model, "messages": [{"role": "user", "content": prompt}], "safe_prompt": False},
+            json={
+                "model": self.model,
+                "messages": [{"role": "user", "content": prompt}],
+                "safe_prompt": False,
+            },
             headers={"authorization": f"Bearer {self.api_key}"},
             timeout=self.timeout,
         )

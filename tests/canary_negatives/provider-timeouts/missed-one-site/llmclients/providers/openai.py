@@ -6,7 +6,9 @@ URL = "https://api.openai.com/v1/chat/completions"
 
 
 class OpenAIProvider:
-    def __init__(self, api_key: str, transport: Transport, model: str = "gpt-4.1-mini", timeout: float = 30.0):
+    def __init__(
+        self, api_key: str, transport: Transport, model: str = "gpt-4.1-mini", timeout: float = 30.0
+    ):
         self.api_key = api_key
         self.transport = transport
         self.model = model
