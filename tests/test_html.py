@@ -19,7 +19,7 @@ from tests._runs import IGNORE, run, tiny_suite
 def embedded_data(page: str) -> dict[str, object]:
     match = re.search(r'id="data-container" data-jsonblob="([^"]*)"', page)
     assert match, "pytest-html's data container is missing"
-    return json.loads(html.unescape(match.group(1)))  # type: ignore[no-any-return]
+    return json.loads(html.unescape(match.group(1)))
 
 
 @pytest.fixture(scope="module")
