@@ -141,7 +141,7 @@ def _grade(canary: Canary, workspace: Workspace, episode: Episode, limits: Sandb
             return Grade(outcome, limit, reason, None, None, "", pushed, diff)
         return Grade(outcome, limit, reason, checks.passed, checks.total, checks.output, pushed, diff)
 
-    if episode.tool_calls == 0:
+    if episode.tool_calls == 0 and "tool_calls" not in episode.unknown:  # unknown: an external agent's
         prose = sum(1 for turn in episode.transcript.turns if not turn.calls and not turn.malformed)
         counts = f"{episode.malformed_tool_calls} malformed, {prose} prose turns"
         return verdict(Outcome.NO_TOOL_CALLS, f"never produced a usable tool call ({counts})")

@@ -1,0 +1,130 @@
+"""The external-agent contract end to end: real subprocesses in the sandbox, real git, real grading.
+
+The agents are the scripts shipped in examples/ (a replay agent and a hanging one), run through
+pytester on copies of the built-in smoke canaries; the model, where one is asked, is the real
+embedded SmolLM2.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_agentloop.agent.external import read_transcript
+
+ROOT = Path(__file__).resolve().parents[1]
+REPLAY = "python $AGENTLOOP_ROOT/examples/external_agent.py --solutions $AGENTLOOP_ROOT/canaries"
+AGENTS = f"""
+[agents.replay]
+command = "{REPLAY}"
+
+[agents.quiet]
+command = "{REPLAY} --no-transcript"
+
+[agents.asker]
+command = "{REPLAY}"
+model = "embedded:smollm2-135m"
+
+[agents.idle]
+command = "echo looked around"
+
+[agents.hang]
+command = "python $AGENTLOOP_ROOT/examples/hanging_agent.py"
+"""
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> Path:
+    """A project with the smoke canaries, the example agents and their [agents.*] tables."""
+    shutil.copytree(ROOT / "canaries" / "smoke", pytester.path / "canaries" / "smoke")
+    (pytester.path / "examples").mkdir()
+    for name in ("external_agent.py", "hanging_agent.py"):
+        shutil.copy(ROOT / "examples" / name, pytester.path / "examples" / name)
+    (pytester.path / "agentloop.toml").write_text(AGENTS, encoding="utf-8")
+    return pytester.path
+
+
+def run(pytester: pytest.Pytester, agent: str, *args: str) -> pytest.RunResult:
+    """Run the agent on the canaries given by their canary.toml (nothing else is collected)."""
+    tomls = sorted(str(path) for path in pytester.path.glob("canaries/smoke/*/canary.toml"))
+    return pytester.runpytest(f"--agent-model=external:{agent}", "--agent-json=r.json", *args, *tomls)
+
+
+def attempts(path: Path) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))["attempts"]
+    return sorted(records, key=lambda record: record["canary"])
+
+
+def test_replay_agent_solves_the_smoke_canaries_and_its_transcript_is_read(
+    pytester: pytest.Pytester, project: Path
+) -> None:
+    result = run(pytester, "replay")
+    result.assert_outcomes(passed=2)
+    for record in attempts(project / "r.json"):
+        assert record["outcome"] == "passed" and record["pushed"]
+        # Three turns (write, test, commit+push); no model was asked, so zero tokens, truly.
+        assert record["turns"] == 3
+        assert record["tool_calls"] == 4  # one write_file, run_tests, commit, push
+        assert (record["prompt_tokens"], record["completion_tokens"]) == (0, 0)
+        assert record["malformed_tool_calls"] is None  # only the agent's own parser saw the replies
+        assert record["model_info"]["agent"] == "external"
+
+
+def test_without_a_transcript_counters_are_null_not_zero(pytester: pytest.Pytester, project: Path) -> None:
+    result = run(pytester, "quiet", "-k", "greeting")
+    result.assert_outcomes(passed=1)
+    (record,) = attempts(project / "r.json")
+    assert record["outcome"] == "passed"
+    nulls = ("turns", "tool_calls", "prompt_tokens", "completion_tokens", "malformed_tool_calls")
+    assert {key: record[key] for key in nulls} == dict.fromkeys(nulls)
+
+
+def test_an_agent_that_does_not_push_fails_like_any_other(pytester: pytest.Pytester, project: Path) -> None:
+    result = run(pytester, "idle", "-k", "greeting")
+    result.assert_outcomes(failed=1)
+    (record,) = attempts(project / "r.json")
+    assert record["outcome"] == "failed" and not record["pushed"]
+    assert "without pushing" in record["reason"]
+
+
+def test_a_hanging_agent_is_killed_at_the_time_budget(pytester: pytest.Pytester, project: Path) -> None:
+    toml = project / "canaries" / "smoke" / "fix-greeting-typo" / "canary.toml"
+    toml.write_text(toml.read_text().replace("seconds = 180", "seconds = 2"), encoding="utf-8")
+    result = run(pytester, "hang", "-k", "greeting")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*budget_exceeded (time): killed at the canary's time budget of 2 s*"])
+    (record,) = attempts(project / "r.json")
+    assert (record["outcome"], record["limit"]) == ("budget_exceeded", "time")
+
+
+def test_the_agent_talks_to_the_configured_model(pytester: pytest.Pytester, project: Path) -> None:
+    """The replay agent asks the real embedded model once; its token counts reach the record."""
+    result = run(pytester, "asker", "-k", "greeting")
+    result.assert_outcomes(passed=1)
+    (record,) = attempts(project / "r.json")
+    assert record["turns"] == 4
+    assert record["prompt_tokens"] > 0 and record["completion_tokens"] > 0
+    assert record["model_info"]["model_url"].startswith("http://127.0.0.1:")
+
+
+def test_an_unknown_external_agent_is_a_one_line_usage_error(
+    pytester: pytest.Pytester, project: Path
+) -> None:
+    result = pytester.runpytest("--agent-model=external:nosuch")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*external:nosuch: no [[]agents.nosuch[]] table*defined: asker, hang, idle*"]
+    )
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_an_unreadable_transcript_makes_its_counters_unknown(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"content": "ok", "usage": {"prompt_tokens": 3, "completion_tokens": 1}}\nnot json\n')
+    lines, problem = read_transcript(path)
+    assert lines is None
+    assert problem.startswith("transcript line 2 unreadable")
