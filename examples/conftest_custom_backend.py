@@ -67,7 +67,8 @@ class TinyServeBackend:
             ],
             finish_reason="tool_calls" if reply.get("calls") else "stop",
             usage=Usage(
-                prompt_tokens=reply.get("prompt_tokens", 0), completion_tokens=reply.get("completion_tokens", 0)
+                prompt_tokens=reply.get("prompt_tokens", 0),
+                completion_tokens=reply.get("completion_tokens", 0),
             ),
             latency_s=time.monotonic() - start,
         )

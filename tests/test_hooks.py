@@ -137,7 +137,8 @@ def test_grade_hook_adds_a_house_rule(pytester: pytest.Pytester, tiny: Path) -> 
 
         def pytest_agentloop_grade(workspace, grade):
             if grade.outcome is Outcome.PASSED and '\"\"\"' not in (workspace.root / "calc.py").read_text():
-                return dataclasses.replace(grade, outcome=Outcome.FAILED, reason="house rule: calc.py needs a docstring")
+                why = "house rule: calc.py needs a docstring"
+                return dataclasses.replace(grade, outcome=Outcome.FAILED, reason=why)
         """
     )
     result = pytester.runpytest(str(tiny), "--agent-model=reference")
