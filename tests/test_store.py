@@ -194,3 +194,29 @@ def test_interval_rule_with_few_runs() -> None:
 
 def test_infra_errors_do_not_count_as_regressions() -> None:
     assert find_regressions([attempt(Outcome.INFRA_ERROR)], history((3, 3))) == []
+
+
+def test_probe_findings_tell_noise_from_a_changed_stack() -> None:
+    from pytest_agentloop.probe import ProbeResult
+
+    assert ProbeResult("m", "d1", "1, 2", "1, 2", "1, 2", "r0", "d1").findings == []
+    (noisy,) = ProbeResult("m", "d1", "1, 2", "1, 3").findings
+    assert "not deterministic at temperature 0" in noisy
+    (runtime,) = ProbeResult("m", "d1", "1, 2", "1, 2", "7, 7", "r0", "d1").findings
+    assert "drifted since run r0" in runtime and "runtime" in runtime
+    (weights,) = ProbeResult("m", "d2", "1, 2", "1, 2", "7, 7", "r0", "d1").findings
+    assert "weights changed" in weights
+
+
+def test_probe_against_the_real_embedded_model_is_deterministic() -> None:
+    """SmolLM2 in-process through xllamacpp: greedy and seeded, the two answers must agree."""
+    from pytest_agentloop.backends.base import ModelSpec
+    from pytest_agentloop.backends.embedded import EmbeddedBackend
+    from pytest_agentloop.probe import ask_twice
+
+    backend = EmbeddedBackend(ModelSpec.parse("embedded:smollm2-135m"))
+    try:
+        first, second = ask_twice(backend)
+    finally:
+        backend.close()
+    assert first and first == second
