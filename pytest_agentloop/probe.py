@@ -18,6 +18,7 @@ PROBE_PROMPT = (
 )
 PROBE_MAX_TOKENS = 48
 PROBE_SEED = 1234
+PROBE_STABLE = "determinism probe stable"  # the note when there is nothing to report
 PROBE_HASH = hashlib.sha256(f"{PROBE_PROMPT}|{PROBE_MAX_TOKENS}|{PROBE_SEED}".encode()).hexdigest()[:12]
 
 

@@ -508,7 +508,7 @@ class StoreRecorder:
 
     def _probe(self, item: Any, info: Mapping[str, Any]) -> str:
         from pytest_agentloop.backends.base import InfraError
-        from pytest_agentloop.probe import PROBE_HASH, ProbeResult, ask_twice
+        from pytest_agentloop.probe import PROBE_HASH, PROBE_STABLE, ProbeResult, ask_twice
         from pytest_agentloop.runner import runner_of
 
         model = item.model.spec.raw
@@ -522,7 +522,7 @@ class StoreRecorder:
         self.store.add_probe(run_id, model, digest, PROBE_HASH, first)
         last_run, last_digest, last_answer = previous if previous else (None, None, None)
         result = ProbeResult(model, digest, first, second, last_answer, last_run, last_digest)
-        return "; ".join(result.findings) or f"{model}: determinism probe stable"
+        return "; ".join(result.findings) or f"{model}: {PROBE_STABLE}"
 
     # -- on the controller --------------------------------------------------------------------------
 
@@ -572,9 +572,14 @@ class StoreRecorder:
 def run_attempts(config: Any) -> list[Attempt]:
     """The run's attempts for gates and reports: from the store when one is kept (a resumed run spans
     sessions), else those that arrived in this session."""
-    recorder = config.pluginmanager.get_plugin("agentloop-store")
-    if recorder is not None:
-        return list(recorder.run_attempts())
     reporter = config.pluginmanager.get_plugin("agentloop-reporter")
     results = getattr(reporter, "results", None)
-    return list(results.attempts) if results is not None else []
+    session = list(results.attempts) if results is not None else []
+    recorder = config.pluginmanager.get_plugin("agentloop-store")
+    if recorder is None:
+        return session
+    # This session's attempts keep their transcripts (the waste profile reads them); the store adds
+    # those an earlier session of a resumed run finished.
+    seen = {(a.canary, a.model, a.cell, a.repetition) for a in session}
+    earlier = [a for a in recorder.run_attempts() if (a.canary, a.model, a.cell, a.repetition) not in seen]
+    return earlier + session

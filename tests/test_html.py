@@ -27,7 +27,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> str:
     """One run shared by the checks below: the run takes seconds, the checks take none."""
     root = tmp_path_factory.mktemp("html")
     tiny_suite(root)
-    args = ["--agent-model=reference", "--agent-model=null", "--repeat=2", "-n", "2"]
+    # With a store, the verdict merges this session's attempts (with transcripts) and the stored ones.
+    args = ["--agent-model=reference", "--agent-model=null", "--repeat=2", "-n", "2", "--agent-store"]
     command = [sys.executable, "-m", "pytest", "canaries", "-p", "no:cacheprovider", *IGNORE, *args]
     result = subprocess.run(
         [*command, "--html=report.html", "--self-contained-html"], cwd=root, capture_output=True, timeout=300

@@ -252,10 +252,14 @@ class HtmlReport:
             prefix.append(summary_html(attempts, self.prices, self._notes()))
 
     def _notes(self) -> dict[str, list[str]]:
+        from pytest_agentloop.probe import PROBE_STABLE
+
         manager = self.config.pluginmanager
         store, gates = manager.get_plugin("agentloop-store"), manager.get_plugin("agentloop-gates")
         return {
             "Unmet gates": [r.describe() for r in gates.results if not r.met] if gates else [],
             "Regressions against the history": [r.describe() for r in store.regressions] if store else [],
-            "Determinism probe": list(store.probe_findings) if store else [],
+            "Determinism probe": [n for n in store.probe_findings if not n.endswith(PROBE_STABLE)]
+            if store
+            else [],
         }
