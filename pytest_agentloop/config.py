@@ -36,22 +36,43 @@ class EmbeddedSettings(BaseModel):
     threads: int | None = Field(None, ge=1)
 
 
+class GuardConfig(BaseModel):
+    """The memory guard in front of every load on a managed host ([guard] in TOML)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    reserve_gib: float = Field(2.0, ge=0)  # kept free for the OS and everything else on the host
+    margin: float = Field(0.10, ge=0, lt=1)  # "barely fits" within this fraction is refused
+    parallel: int = Field(1, ge=1)  # slots the runtime serves at once (KV cache per slot)
+    context: int = Field(8192, ge=512)  # context a model is leased with, unless its backend sets one
+
+
 class Settings(BaseModel):
     """Everything a run needs to know. Field names are the TOML keys."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     models: list[str] = Field(default_factory=list)
-    hosts: list[str] = Field(default_factory=list)
+    # Host URLs dealt round-robin over the models, or a [hosts] table mapping a model spec to its URL.
+    hosts: list[str] | dict[str, str] = Field(default_factory=list)
     repeat: int = Field(1, ge=1, le=1000)
     json_path: Path | None = Field(None, alias="json")
     keep_workspaces: bool = False
     infra_retries: int = Field(2, ge=0, le=10)
     sandbox: SandboxSettings = SandboxSettings()
     embedded: EmbeddedSettings = EmbeddedSettings()
+    guard: GuardConfig = GuardConfig()
+    smoke: bool = True  # the smoke gate before each model's matrix (--agent-no-smoke turns it off)
+    # [backends.NAME] tables: options for that runtime's backend and host (e.g. ollama keep_alive).
+    backends: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # Sections owned by later stages (tuning matrix, prices, gates, store); validated where used.
     matrix: dict[str, Any] = Field(default_factory=dict)
     prices: dict[str, Any] = Field(default_factory=dict)
+    # Tuning's second step (tuning.py) and the finding cards: paths, all also on the command line.
+    combine: Path | None = None  # results file whose per-factor winners run together as `combined`
+    diagnose: Path | None = None  # results file whose over-budget canaries get turns=x2 / tokens=x2 probes
+    cards: Path | None = None  # directory for one Markdown finding card per model
     # [agents.NAME] tables for `external:NAME` specs; validated in agent/external.py.
     agents: dict[str, Any] = Field(default_factory=dict)
 

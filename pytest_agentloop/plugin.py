@@ -78,10 +78,37 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "or postgresql://...",
     )
     group.addoption(
+        "--agent-combine",
+        dest="agent_combine",
+        metavar="PATH",
+        help="from an earlier --agent-json file, run each factor's proven winner together as the cell "
+        "'combined', against the baseline",
+    )
+    group.addoption(
+        "--agent-diagnose",
+        dest="agent_diagnose",
+        metavar="PATH",
+        help="from an earlier --agent-json file, add turns=x2 and tokens=x2 probe cells for exactly the "
+        "canaries whose baseline ran out of budget",
+    )
+    group.addoption(
+        "--agent-cards",
+        dest="agent_cards",
+        metavar="DIR",
+        help="write one Markdown finding card per model here",
+    )
+    group.addoption(
         "--agent-resume",
         action="store_true",
         dest="agent_resume",
         help="continue the store's interrupted run: skip attempts it already holds",
+    )
+    group.addoption(
+        "--agent-no-smoke",
+        action="store_false",
+        default=None,
+        dest="agent_smoke",
+        help="skip the smoke gate (one smoke canary per model before its matrix)",
     )
 
 
@@ -102,6 +129,10 @@ def _settings(config: pytest.Config) -> Any:
         "repeat": opt.agent_repeat,
         "json": opt.agent_json,
         "keep_workspaces": opt.agent_keep_workspaces,
+        "combine": opt.agent_combine,
+        "diagnose": opt.agent_diagnose,
+        "cards": opt.agent_cards,
+        "smoke": opt.agent_smoke,
     }
     try:
         table, source = find_config_table(config.rootpath, explicit)
@@ -126,12 +157,13 @@ def _start_runner(config: pytest.Config) -> None:
     from pytest_agentloop.backends.base import BackendError
     from pytest_agentloop.matrix import MatrixError
     from pytest_agentloop.runner import Runner, runner_key
+    from pytest_agentloop.tuning import TuningError
 
     settings = _settings(config)
     if settings.models:
         try:
             config.stash[runner_key] = Runner(config, settings)
-        except (BackendError, MatrixError) as exc:
+        except (BackendError, MatrixError, TuningError) as exc:
             raise pytest.UsageError(f"agentloop: {exc}") from None
 
 
@@ -151,6 +183,36 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Col
     from pytest_agentloop.items import CanaryFile
 
     return CanaryFile.from_parent(parent, path=file_path)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Model-major order, smoke first; host groups for `--dist loadgroup`; each model's gate item.
+
+    tryfirst: pytest-xdist's own modifyitems reads the xdist_group marks added here.
+    """
+    from pytest_agentloop.runner import runner_key
+
+    runner = config.stash.get(runner_key, None)
+    if runner is None:
+        return
+    from pytest_agentloop.scheduling import mark_host_groups, order_items, smoke_items
+
+    order_items(items, [model.spec.raw for model in runner.models])
+    mark_host_groups(items)
+    runner.smoke = {raw: item for raw, item in smoke_items(items).items() if not item.model.is_pseudo}
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Give the model's lease back once this process moves on to another model (or runs out)."""
+    model = getattr(item, "model", None)
+    if model is None or getattr(nextitem, "model", None) == model:
+        return
+    from pytest_agentloop.runner import runner_key
+
+    runner = item.config.stash.get(runner_key, None)
+    if runner is not None:
+        runner.release()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -183,6 +245,7 @@ class RunReporter:
         self.config = config
         self.is_worker = hasattr(config, "workerinput")
         self.results: Any = None
+        self.cards: list[Path] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         record = getattr(report, "agentloop_attempt", None)
@@ -205,14 +268,64 @@ class RunReporter:
         return self.results
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        self._gate_lines(terminalreporter)
         if self.results is None or not self.results.attempts:
             return
         from pytest_agentloop.report.terminal import write_summary
 
         write_summary(terminalreporter, self.results)
+        self._write_tuning(terminalreporter)
+
+    def _prices(self) -> Any:
+        from pytest_agentloop.tuning import TuningError, prices_from_settings
+
+        settings = _settings(self.config)
+        try:
+            return prices_from_settings(settings.prices, settings.models)
+        except TuningError as exc:
+            raise pytest.UsageError(f"agentloop: {exc}") from None
+
+    def _write_tuning(self, terminalreporter: Any) -> None:
+        """The decide view, the tuning plan's notes and where the cards went."""
+        from pytest_agentloop.report.decide import write_decide
+        from pytest_agentloop.runner import runner_key
+
+        write_decide(terminalreporter, self.results.attempts, self._prices())
+        runner = self.config.stash.get(runner_key, None)
+        for note in runner.tuning.notes if runner is not None else []:
+            terminalreporter.write_line(f"tuning: {note}")
+        for path in self.cards:
+            terminalreporter.write_line(f"card: {path}")
+
+    def _write_cards(self) -> None:
+        """One finding card per model, amended by `pytest_agentloop_card` hooks (controller only)."""
+        directory = _settings(self.config).cards
+        if directory is None or self.is_worker or self.results is None or not self.results.attempts:
+            return
+        from pytest_agentloop.report.card import host_fingerprint, write_cards
+
+        def amend(model: str, lines: list[str], attempts: list[Any]) -> None:
+            self.config.hook.pytest_agentloop_card(model=model, lines=lines, attempts=attempts)
+
+        self.cards = write_cards(directory, self.results.attempts, host_fingerprint(), self._prices(), amend)
+
+    def _gate_lines(self, terminalreporter: Any) -> None:
+        """The smoke gates this run ran (read from the run-shared directory the workers wrote to)."""
+        from pytest_agentloop.runner import runner_key
+
+        runner = self.config.stash.get(runner_key, None)
+        if runner is None or not runner.settings.smoke or not runner.smoke:
+            return
+        results = runner.gate().results()
+        if results:
+            terminalreporter.section("agentloop smoke gate", sep="-")
+            for result in results:
+                terminalreporter.write_line(result.line())
 
     def pytest_sessionfinish(self) -> None:
         from pytest_agentloop.runner import runner_key
+
+        self._write_cards()  # before the terminal summary, which the terminal reporter prints afterwards
 
         runner = self.config.stash.get(runner_key, None)
         if runner is not None:

@@ -7,7 +7,9 @@ runtime, and they are closed when the session ends.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -20,12 +22,15 @@ from pytest_agentloop.config import Settings
 from pytest_agentloop.matrix import expand, load_matrix
 from pytest_agentloop.records import Attempt
 from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.tuning import TuningPlan
 
 if TYPE_CHECKING:
     from pytest_agentloop.agent.base import Episode
     from pytest_agentloop.agent.external import ExternalAgentSettings
     from pytest_agentloop.canary import Canary
+    from pytest_agentloop.gate import SmokeGate
     from pytest_agentloop.grading import Grade
+    from pytest_agentloop.hosts import HostManager
     from pytest_agentloop.items import CanaryItem
     from pytest_agentloop.workspace import Workspace
 
@@ -47,7 +52,9 @@ class ModelRun:
         return self.spec.backend in PSEUDO_MODELS
 
 
-def plan_models(raw_specs: list[str], hosts: list[str], *, hooked: bool = False) -> list[ModelRun]:
+def plan_models(
+    raw_specs: list[str], hosts: list[str] | dict[str, str], *, hooked: bool = False
+) -> list[ModelRun]:
     """Parse the specs, refuse unknown backends up front, and give each a unique label.
 
     With `hooked` (a plugin implements `pytest_agentloop_make_backend` or `_make_agent`), an unknown
@@ -62,15 +69,17 @@ def plan_models(raw_specs: list[str], hosts: list[str], *, hooked: bool = False)
                 f"unknown backend {spec.backend!r} in --agent-model {spec.raw}; known backends: "
                 f"{', '.join(known_backends())} (and the pseudo-models reference, null)"
             )
+    from pytest_agentloop.scheduling import assign_hosts
+
     slugs = [spec.slug for spec in specs]
-    host = hosts[0] if hosts else None
+    assigned = assign_hosts(specs, hosts, [spec.backend not in PSEUDO_MODELS for spec in specs])
     return [
         ModelRun(
             spec=spec,
             label=spec.slug if slugs.count(spec.slug) == 1 else f"{spec.backend}-{spec.slug}",
-            host=None if spec.backend in PSEUDO_MODELS else host,
+            host=host,
         )
-        for spec in specs
+        for spec, host in zip(specs, assigned, strict=True)
     ]
 
 
@@ -87,29 +96,139 @@ class Runner:
         self._external_settings()  # an external:NAME without its [agents.NAME] table is a usage error
         self.limits = SandboxLimits(**settings.sandbox.model_dump())
         self.matrix = load_matrix(settings.matrix)
+        self.tuning = TuningPlan.load(settings.combine, settings.diagnose, [m.spec.raw for m in self.models])
         self._backends: dict[str, Backend] = {}
+        self._managers: dict[str, HostManager | None] = {}
+        self._refused: dict[str, str] = {}  # model spec -> the guard's one-line refusal
+        # The lease kept across a model's items: model spec, its release, what the load recorded.
+        self._held: tuple[str, ExitStack, dict[str, Any]] | None = None
+        self.smoke: dict[str, CanaryItem] = {}  # model spec -> its gate item (set at collection)
+        self._gate: SmokeGate | None = None
 
-    def cells_for(self, model: ModelRun) -> list[Cell]:
-        """The OFAT cells for a real model; pseudo-models replay or quit, so only the baseline."""
+    def cells_for(self, model: ModelRun, canary: Canary | None = None) -> list[Cell]:
+        """The OFAT cells for a real model (or baseline + combined, plus `canary`'s ceiling probes, when
+        tuning from an earlier results file); pseudo-models replay or quit, so only the baseline."""
         if model.is_pseudo:
             return [BASELINE]
-        return expand(model.spec.raw, self.matrix)
+        return self.tuning.cells(model.spec.raw, expand(model.spec.raw, self.matrix), canary)
 
     def run(self, item: CanaryItem) -> Attempt:
-        agent, info = self._agent_for(item.model, item.cell)
+        """One attempt, behind the smoke gate and (on a managed host) inside the model's lease."""
+        smoke = self.smoke.get(item.model.spec.raw) if self.settings.smoke else None
+        if smoke is None:
+            return self._attempt(item)
+        result, attempt = self.gate().run_once(item.model.spec.raw, lambda: self._attempt(smoke))
+        if item.nodeid == smoke.nodeid:
+            return attempt
+        if not result.ok:
+            pytest.skip(f"agentloop: smoke gate: {result.reason}")
+        return self._attempt(item)
+
+    def _attempt(self, item: CanaryItem) -> Attempt:
+        model = item.model
+        refused = self._refused.get(model.spec.raw)
+        if refused is not None:
+            pytest.skip(refused)
+        agent, info = self._agent_for(model, item.cell)
+        try:
+            info = {**info, **self._hold(model)}
+        except BackendError as exc:  # ModelWontFit: nothing was loaded
+            from pytest_agentloop.hosts import ModelWontFit
+
+            if not isinstance(exc, ModelWontFit):
+                pytest.exit(f"agentloop: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+            self._refused[model.spec.raw] = f"agentloop: {exc}"
+            pytest.skip(self._refused[model.spec.raw])
         return run_attempt(
             item.canary,
             agent,
-            model=item.model.spec.raw,
+            model=model.spec.raw,
             cell=item.cell,
             repetition=item.repetition,
             limits=self.limits,
             keep=self.settings.keep_workspaces,
             infra_retries=self.settings.infra_retries,
-            host=item.model.host,
+            host=model.host,
             model_info=info,
             review=self._review,
         )
+
+    def _hold(self, model: ModelRun) -> dict[str, Any]:
+        """Lease `model` on its host, keeping the lease until the items move to another model.
+
+        Holding it across items is what makes a model load once: released between items, another
+        worker could swap in its model and this one would be loaded again. Returns what the
+        attempt record should say about the load.
+        """
+        manager = self._manager(model)
+        if manager is None:
+            return self._resident(model)
+        if self._held is not None and self._held[0] == model.spec.raw:
+            return {**self._held[2], "lease_reused": True}
+        self.release()
+        stack = ExitStack()
+        lease = stack.enter_context(manager.lease(model.spec.model, self._context(model)))
+        resident = next((m.size_bytes for m in manager.host.loaded_models() if m.name == lease.model), None)
+        info = {
+            "host_name": manager.host.name,
+            "lease_reused": lease.reused,
+            "load_s": lease.load_s,
+            "guard": lease.guard,
+            "resident_bytes": resident,
+        }
+        self._held = (model.spec.raw, stack, info)
+        return info
+
+    def _resident(self, model: ModelRun) -> dict[str, Any]:
+        """The embedded server's own growth, the only resident figure an unmanaged backend has."""
+        backend = self._backends.get(model.spec.raw)
+        measure = getattr(backend, "resident_bytes", None)
+        return {"resident_bytes": measure()} if callable(measure) else {}
+
+    def release(self) -> None:
+        """Give back the held lease (the next item is another model's, or the session ends)."""
+        if self._held is not None:
+            held, self._held = self._held, None
+            held[1].close()
+
+    def _manager(self, model: ModelRun) -> HostManager | None:
+        """The lease manager of the model's host; None where the runtime cannot be managed."""
+        if model.spec.raw not in self._managers:
+            from pytest_agentloop.backends.registry import make_host
+            from pytest_agentloop.hosts import GuardSettings, HostManager
+
+            host = make_host(model.spec, model.host, self._backend_options(model))
+            guard = self.settings.guard
+            self._managers[model.spec.raw] = (
+                None
+                if host is None
+                else HostManager(
+                    host,
+                    GuardSettings(
+                        enabled=guard.enabled,
+                        reserve_bytes=int(guard.reserve_gib * 2**30),
+                        margin_fraction=guard.margin,
+                        parallel=guard.parallel,
+                    ),
+                    root=self.shared_dir() / "agentloop-hosts",
+                )
+            )
+        return self._managers[model.spec.raw]
+
+    def _context(self, model: ModelRun) -> int:
+        return int(self._backend_options(model).get("context") or self.settings.guard.context)
+
+    def shared_dir(self) -> Path:
+        """A directory every process of this run shares: the xdist run's common basetemp parent."""
+        basetemp = Path(self.config._tmp_path_factory.getbasetemp())  # type: ignore[attr-defined]
+        return basetemp.parent if hasattr(self.config, "workerinput") else basetemp
+
+    def gate(self) -> SmokeGate:
+        if self._gate is None:
+            from pytest_agentloop.gate import SmokeGate
+
+            self._gate = SmokeGate(self.shared_dir())
+        return self._gate
 
     def _agent_for(self, model: ModelRun, cell: Cell) -> tuple[Agent, dict[str, Any]]:
         from pytest_agentloop.agent.loop import LoopAgent
@@ -167,17 +286,23 @@ class Runner:
                 backend = self.config.hook.pytest_agentloop_make_backend(
                     spec=model.spec, host=model.host, options=options, config=self.config
                 ) or make_backend(model.spec, model.host, options)
+                check = getattr(backend, "check", None)
+                if callable(check):  # once per model: unreachable host or unknown model, one line
+                    check()
             except BackendError as exc:
                 pytest.exit(f"agentloop: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
             self._backends[model.spec.raw] = backend
         return backend
 
     def _backend_options(self, model: ModelRun) -> dict[str, Any]:
+        """[backends.NAME] options; the embedded backend also takes the [embedded] table."""
+        options = dict(self.settings.backends.get(model.spec.backend, {}))
         if model.spec.backend == "embedded":
-            return self.settings.embedded.model_dump()
-        return {}
+            return {**self.settings.embedded.model_dump(), **options}
+        return options
 
     def close(self) -> None:
+        self.release()
         for backend in self._backends.values():
             backend.close()
         self._backends.clear()

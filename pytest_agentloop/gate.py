@@ -1,0 +1,105 @@
+"""The smoke gate: one cheap attempt per model before its matrix, so a broken model costs minutes, not hours.
+
+A model that makes no usable tool call on the smoke canary (or cannot be reached) would fail every
+other item the same way. The gate runs that attempt once per run, whichever process gets there
+first: the verdict and the attempt itself live in a JSON file under the run-shared directory,
+written under a file lock, so every xdist worker reads the same verdict and the smoke item reuses
+the gate's attempt instead of running it twice.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import filelock
+
+from pytest_agentloop.records import Attempt, Outcome
+
+GATE_WAIT_S = 3600.0  # the gate attempt of a slow model on a busy host; bounded all the same
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """What the gate saw: the verdict, and the figures that make a model's first minutes legible."""
+
+    model: str
+    canary: str
+    ok: bool
+    reason: str
+    load_s: float | None
+    first_token_s: float | None
+    resident_bytes: int | None
+
+    def line(self) -> str:
+        """One summary line, e.g. for the terminal."""
+        figures = [
+            f"load {self.load_s:.1f}s" if self.load_s is not None else "load -",
+            f"first reply {self.first_token_s:.2f}s" if self.first_token_s is not None else "first reply -",
+            f"resident {self.resident_bytes / 2**20:.0f} MiB" if self.resident_bytes else "resident -",
+        ]
+        verdict = "pass" if self.ok else f"FAIL ({self.reason})"
+        return f"{self.model}: smoke {self.canary} {verdict}; {', '.join(figures)}"
+
+
+def judge(attempt: Attempt) -> tuple[bool, str]:
+    """Usable means the model reached the runtime and made at least one well-formed tool call."""
+    if attempt.outcome is Outcome.INFRA_ERROR:
+        return False, f"infra error on the smoke canary: {attempt.reason}"
+    if not attempt.tool_calls:
+        return False, f"no usable tool call on the smoke canary {attempt.canary} ({attempt.outcome.value})"
+    return True, "usable tool calls"
+
+
+def gate_result(attempt: Attempt) -> GateResult:
+    ok, reason = judge(attempt)
+    info = attempt.model_info
+    turns = attempt.transcript.turns if attempt.transcript else []
+    return GateResult(
+        model=attempt.model,
+        canary=attempt.canary,
+        ok=ok,
+        reason=reason,
+        load_s=info.get("load_s"),
+        first_token_s=turns[0].latency_s if turns else None,
+        resident_bytes=info.get("resident_bytes"),
+    )
+
+
+class SmokeGate:
+    """Runs (or reads) the gate of each model; one file per model under `root`."""
+
+    def __init__(self, root: Path) -> None:
+        self.dir = root / "agentloop-smoke"
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, model: str) -> Path:
+        return self.dir / (re.sub(r"[^A-Za-z0-9.]+", "-", model).strip("-")[:80] + ".json")
+
+    def run_once(self, model: str, attempt: Callable[[], Attempt]) -> tuple[GateResult, Attempt]:
+        """The gate's verdict and attempt; `attempt` is called only by the first process to ask."""
+        path = self._path(model)
+        with filelock.FileLock(str(path.with_suffix(".lock")), timeout=GATE_WAIT_S):
+            if path.exists():
+                data = json.loads(path.read_text())
+                return GateResult(**data["result"]), Attempt.from_record(data["attempt"])
+            ran = attempt()
+            result = gate_result(ran)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(
+                json.dumps({"result": asdict(result), "attempt": ran.to_record(with_transcript=True)})
+            )
+            tmp.replace(path)
+            return result, ran
+
+    def results(self) -> list[GateResult]:
+        """Every gate run so far in this run (for the summary), in model order of their files."""
+        found: list[GateResult] = []
+        for path in sorted(self.dir.glob("*.json")):
+            data: dict[str, Any] = json.loads(path.read_text())
+            found.append(GateResult(**data["result"]))
+        return found

@@ -1,0 +1,98 @@
+"""Which host serves each model, and the order items run in, so each model is loaded once per run.
+
+Every xdist worker computes the same answer from the same specs and items (no live calls, no
+sets), which is what lets pytest-xdist hand items out consistently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import pytest
+
+from pytest_agentloop.backends.base import BackendError, ModelSpec
+from pytest_agentloop.cells import BASELINE
+
+if TYPE_CHECKING:
+    from pytest_agentloop.items import CanaryItem
+
+SMOKE_TIER = "smoke"
+
+
+def assign_hosts(
+    specs: Sequence[ModelSpec], hosts: Sequence[str] | Mapping[str, str], served: Sequence[bool]
+) -> list[str | None]:
+    """One host per spec: a `[hosts]` table maps spec -> URL; a list is dealt round-robin in spec order.
+
+    `served[i]` is False for specs that need no host (the pseudo-models): they get None and do not
+    take a turn in the rotation.
+    """
+    if isinstance(hosts, Mapping):
+        missing = [s.raw for s, needs in zip(specs, served, strict=True) if needs and s.raw not in hosts]
+        if missing:
+            raise BackendError(
+                f"no host for {', '.join(missing)} in the [hosts] table; add a line like "
+                f'"{missing[0]}" = "http://HOST:PORT"'
+            )
+        return [hosts[s.raw] if needs else None for s, needs in zip(specs, served, strict=True)]
+    assigned: list[str | None] = []
+    turn = 0
+    for needs in served:
+        if needs and hosts:
+            assigned.append(hosts[turn % len(hosts)])
+            turn += 1
+        else:
+            assigned.append(None)
+    return assigned
+
+
+def group_name(host: str) -> str:
+    """The xdist_group of every item bound to `host`, so `--dist loadgroup` keeps it on one worker."""
+    return f"agentloop-host:{host}"
+
+
+def mark_host_groups(items: Sequence[pytest.Item]) -> None:
+    """With several hosts, bind each host's items to one worker (a no-op for a single host).
+
+    Must run before pytest-xdist's own modifyitems, which reads the marks to suffix the node ids.
+    """
+    canaries = _canary_items(items)
+    hosts = list(dict.fromkeys(item.model.host for item in canaries if item.model.host is not None))
+    if len(hosts) < 2:
+        return
+    for item in canaries:
+        if item.model.host is not None:
+            item.add_marker(pytest.mark.xdist_group(name=group_name(item.model.host)))
+
+
+def order_items(items: list[pytest.Item], model_order: Sequence[str]) -> None:
+    """Sort in place: model-major (in spec order), smoke tier first within a model, otherwise stable.
+
+    Items that are not canaries keep their relative order ahead of the canaries.
+    """
+    rank = {raw: index for index, raw in enumerate(model_order)}
+
+    def key(position_item: tuple[int, pytest.Item]) -> tuple[int, int, int]:
+        position, item = position_item
+        model = getattr(item, "model", None)
+        if model is None or not hasattr(item, "canary"):
+            return (-1, 0, position)
+        return (rank.get(model.spec.raw, len(rank)), item.canary.tier != SMOKE_TIER, position)
+
+    items[:] = [item for _, item in sorted(enumerate(items), key=key)]
+
+
+def smoke_items(items: Sequence[pytest.Item]) -> dict[str, CanaryItem]:
+    """Per model, the item the gate runs: the first smoke-tier canary, baseline cell, first repetition."""
+    chosen: dict[str, CanaryItem] = {}
+    for item in _canary_items(items):
+        if item.canary.tier == SMOKE_TIER and item.cell.id == BASELINE.id and item.repetition == 1:
+            chosen.setdefault(item.model.spec.raw, item)
+    return chosen
+
+
+def _canary_items(items: Sequence[pytest.Item]) -> list[CanaryItem]:
+    from pytest_agentloop.items import CanaryItem
+
+    return [item for item in items if isinstance(item, CanaryItem)]
