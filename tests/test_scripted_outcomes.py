@@ -28,7 +28,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "limit": "turns",
         "turns": TURNS,
         "redundant_tool_calls": TURNS - 1,
-    },  # fmt: skip
+    },
     "burns_tokens": {"outcome": "budget_exceeded", "limit": "tokens", "turns": 1},
     "never_calls": {"outcome": "no_tool_calls", "tool_calls": 0, "malformed_tool_calls": 0},
     "broken_json": {"outcome": "no_tool_calls", "tool_calls": 0, "malformed_tool_calls": TURNS},
