@@ -6,18 +6,51 @@ tier, why it failed (ceilings, wasted turns, dead ends), what a pass costs, and 
 
 from __future__ import annotations
 
+import os
+import platform
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from pytest_agentloop.analysis.cost import Price, cost_rows
-from pytest_agentloop.analysis.diagnosis import BASELINE, ceiling_diagnoses, waste_profiles
+from pytest_agentloop.analysis.diagnosis import BASELINE, ceiling_diagnoses, group, waste_profiles
+from pytest_agentloop.analysis.stats import BELOW_MINIMUM, MIN_REPETITIONS, scored
 from pytest_agentloop.analysis.verdicts import best_cell, comparisons, decide, tier_rollups
 from pytest_agentloop.records import Attempt
 
 TIER_HEADER = ("cell", "tier", "pass/N", "pass^3")
 WASTE_HEADER = ("cell", "turns", "malformed", "redundant", "no-op edits", "prose")
+# The pytest_agentloop_card hook as a callable: (model, the card's lines to edit in place, its attempts).
+Amend = Callable[[str, list[str], list[Attempt]], None]
+
+
+def host_fingerprint() -> dict[str, str]:
+    """The hardware this run's harness ran on: the card's answer to "on what machine?"."""
+    import psutil
+
+    from pytest_agentloop.memory import available_memory, fmt_bytes
+
+    gpu = available_memory()
+    return {
+        "host cpu": f"{os.cpu_count()} cores ({platform.machine()}, {platform.system()})",
+        "host ram": fmt_bytes(psutil.virtual_memory().total),
+        "host gpu": gpu.device if gpu.kind == "nvidia" else "none visible",
+    }
+
+
+def model_fingerprint(attempts: Iterable[Attempt]) -> dict[str, Any]:
+    """Runtime, version, digest, quantization, context: the plain facts the backend recorded last."""
+    info = next((a.model_info for a in reversed(list(attempts)) if a.model_info), {})
+    return {key: value for key, value in info.items() if isinstance(value, str | int | float) and value != ""}
+
+
+def below_minimum(attempts: Iterable[Attempt]) -> str | None:
+    """The warning every verdict needs when some cell x canary ran fewer than the minimum repetitions."""
+    reps = min((len(r) for r in group(scored(attempts), "model", "cell", "canary").values()), default=0)
+    if reps >= MIN_REPETITIONS:
+        return None
+    return f"every verdict here is {BELOW_MINIMUM} (N={reps}): rerun with --repeat={MIN_REPETITIONS}"
 
 
 def render_card(
@@ -27,7 +60,8 @@ def render_card(
     own = [a for a in attempts if a.model == model]
     best = best_cell(own)
     (decision,) = decide(own, prices)
-    facts = [f"- {key}: {value}" for key, value in sorted(fingerprint.items())]
+    facts = [f"- {key}: {value}" for key, value in sorted({**model_fingerprint(own), **fingerprint}.items())]
+    warning = below_minimum(own)
     tiers = [
         f"| {r.cell} | {r.tier} | {r.describe()} | {'n/a' if r.pass_hat_3 is None else f'{r.pass_hat_3:.0%}'}"
         for r in tier_rollups(a for a in own if a.cell in {BASELINE, best})
@@ -45,6 +79,7 @@ def render_card(
                 f"# {model}",
                 "",
                 f"**Decision:** {decision.text}",
+                *(["", f"**Note:** {warning}"] if warning else []),
                 *_section("Where it ran", facts, "no fingerprint recorded"),
                 *_section("Pass/N per tier (95% Wilson interval)", tiers, "no attempts", TIER_HEADER),
                 *_section(
@@ -76,14 +111,24 @@ def _section(
 
 
 def write_cards(
-    directory: Path, attempts: Iterable[Attempt], fingerprint: Mapping[str, Any], prices: Mapping[str, Price]
+    directory: Path,
+    attempts: Iterable[Attempt],
+    fingerprint: Mapping[str, Any],
+    prices: Mapping[str, Price],
+    amend: Amend | None = None,
 ) -> list[Path]:
-    """One card per model, named after its spec made file-safe (`ollama_qwen3_30b.md`)."""
+    """One card per model, named after its spec made file-safe (`ollama_qwen3_30b.md`).
+
+    `amend` (the plugin passes the `pytest_agentloop_card` hook) may edit each card's lines first.
+    """
     attempts = list(attempts)
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for model in sorted({a.model for a in attempts}):
         path = directory / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', model)}.md"
-        path.write_text(render_card(model, attempts, fingerprint, prices), encoding="utf-8")
+        lines = render_card(model, attempts, fingerprint, prices).splitlines()
+        if amend is not None:
+            amend(model, lines, [a for a in attempts if a.model == model])
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         written.append(path)
     return written
