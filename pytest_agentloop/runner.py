@@ -194,10 +194,12 @@ class Runner:
     def _manager(self, model: ModelRun) -> HostManager | None:
         """The lease manager of the model's host; None where the runtime cannot be managed."""
         if model.spec.raw not in self._managers:
-            from pytest_agentloop.backends.registry import make_host
+            from pytest_agentloop.backends.registry import known_backends, make_host
             from pytest_agentloop.hosts import GuardSettings, HostManager
 
-            host = make_host(model.spec, model.host, self._backend_options(model))
+            # Pseudo-models, agent kinds and runtimes a hook adds have no host the harness manages.
+            managed = model.spec.backend in known_backends()
+            host = make_host(model.spec, model.host, self._backend_options(model)) if managed else None
             guard = self.settings.guard
             self._managers[model.spec.raw] = (
                 None
