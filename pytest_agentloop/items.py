@@ -35,7 +35,7 @@ class CanaryFile(pytest.File):
             )
         canary = load_canary(self.path)
         for model in runner.models:
-            for cell in runner.cells_for(model):
+            for cell in runner.cells_for(model, canary):
                 for repetition in range(1, runner.settings.repeat + 1):
                     name = f"{canary.id}[{model.label}-{cell.id}-r{repetition}]"
                     yield CanaryItem.from_parent(

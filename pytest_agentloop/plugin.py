@@ -269,12 +269,16 @@ class RunReporter:
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         self._gate_lines(terminalreporter)
+        self._tuning_notes(terminalreporter)
         if self.results is None or not self.results.attempts:
             return
+        from pytest_agentloop.report.decide import write_decide
         from pytest_agentloop.report.terminal import write_summary
 
         write_summary(terminalreporter, self.results)
-        self._write_tuning(terminalreporter)
+        write_decide(terminalreporter, self.results.attempts, self._prices())
+        for path in self.cards:
+            terminalreporter.write_line(f"card: {path}")
 
     def _prices(self) -> Any:
         from pytest_agentloop.tuning import TuningError, prices_from_settings
@@ -285,17 +289,13 @@ class RunReporter:
         except TuningError as exc:
             raise pytest.UsageError(f"agentloop: {exc}") from None
 
-    def _write_tuning(self, terminalreporter: Any) -> None:
-        """The decide view, the tuning plan's notes and where the cards went."""
-        from pytest_agentloop.report.decide import write_decide
+    def _tuning_notes(self, terminalreporter: Any) -> None:
+        """What --agent-combine / --agent-diagnose made of their results file (also under --collect-only)."""
         from pytest_agentloop.runner import runner_key
 
-        write_decide(terminalreporter, self.results.attempts, self._prices())
         runner = self.config.stash.get(runner_key, None)
         for note in runner.tuning.notes if runner is not None else []:
             terminalreporter.write_line(f"tuning: {note}")
-        for path in self.cards:
-            terminalreporter.write_line(f"card: {path}")
 
     def _write_cards(self) -> None:
         """One finding card per model, amended by `pytest_agentloop_card` hooks (controller only)."""
