@@ -74,7 +74,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from pytest_agentloop.report.terminal import write_summary
     from pytest_agentloop.results import Results
 
-    label, attempts = load(args.source)
+    loaded = [load(source) for source in args.sources]
+    label = " + ".join(name for name, _ in loaded)
+    attempts = [attempt for _, part in loaded for attempt in part]
     results = Results({"source": label})
     results.attempts = attempts
     write_summary(_Out(), results)
@@ -171,8 +173,12 @@ def cmd_history(args: argparse.Namespace) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agentloop", description="Look at agentloop results after the run.")
     commands = parser.add_subparsers(dest="command", required=True)
-    report = commands.add_parser("report", help="rebuild the summary (and HTML, cards) of one run")
-    report.add_argument("source", help="results file, or store URL[#RUN_ID]")
+    report = commands.add_parser("report", help="rebuild the summary (and HTML, cards) of one run, or merge several")
+    report.add_argument(
+        "sources",
+        nargs="+",
+        help="results files or store URL[#RUN_ID]; several are merged (e.g. one per CI job or host)",
+    )
     report.add_argument("--html", type=Path, help="write a standalone HTML verdict here")
     report.add_argument("--cards", type=Path, help="write one finding card per model into this folder")
     report.set_defaults(run=cmd_report)

@@ -222,11 +222,27 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if call.when == "call" and attempt is not None:
         # A plain dict: execnet carries it to the xdist controller with the report.
         report.agentloop_attempt = attempt.to_record(with_transcript=True)
+        # On the item, not this report: JUnit writes a test case's properties from its teardown
+        # report, which copies item.user_properties (and, unlike other attributes, survives xdist).
         for key in ("outcome", "limit", "turns", "tool_calls", "malformed_tool_calls", "checks_passed"):
             value = getattr(attempt, key)
-            report.user_properties.append((f"agentloop_{key}", getattr(value, "value", value)))
-        report.user_properties.append(("agentloop_tokens", attempt.tokens))
+            item.user_properties.append((f"agentloop_{key}", getattr(value, "value", value)))
+        item.user_properties.append(("agentloop_tokens", attempt.tokens))
+        item.user_properties.append(("agentloop_cost", _attempt_cost(item.config, attempt)))
     return report
+
+
+def _attempt_cost(config: pytest.Config, attempt: Any) -> float | None:
+    """The attempt's cost at the configured price for its model; None when no price is set."""
+    from pytest_agentloop.analysis.cost import attempt_cost
+    from pytest_agentloop.runner import runner_key
+    from pytest_agentloop.tuning import prices_from_settings
+
+    runner = config.stash.get(runner_key, None)
+    if runner is None:
+        return None
+    price = prices_from_settings(runner.settings.prices, [attempt.model]).get(attempt.model)
+    return None if price is None else round(attempt_cost(attempt, price), 6)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

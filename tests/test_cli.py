@@ -83,3 +83,13 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
     )
     assert missing.returncode == 2
     assert missing.stderr.count("\n") == 1 and "not a readable results file" in missing.stderr
+
+
+def test_report_merges_one_results_file_per_host(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A CI matrix with one job per GPU host writes one file each; `report a.json b.json` merges them."""
+    a = results_file(tmp_path / "a.json", runs("PPF", model="ollama:a"))
+    b = results_file(tmp_path / "b.json", runs("FFF", model="vllm:b"))
+    assert main(["report", str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    assert "ollama:a" in out and "2/3" in out
+    assert "vllm:b" in out and "0/3" in out

@@ -152,3 +152,19 @@ def test_sessions_without_canaries_are_untouched(pytester: pytest.Pytester) -> N
     result = pytester.runpytest("test_plain.py")
     result.assert_outcomes(passed=1)
     assert "agentloop summary" not in result.stdout.str()
+
+
+def test_junit_carries_each_attempts_outcome_as_properties(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("-n", "2", "--agent-model=reference", "--agent-model=null", "--junitxml=j.xml")
+    result.assert_outcomes(passed=1, failed=1)
+    import xml.etree.ElementTree as ET
+
+    cases = ET.parse(pytester.path / "j.xml").getroot().iter("testcase")
+    properties = {
+        case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")} for case in cases
+    }
+    assert properties["tiny[reference-baseline-r1]"]["agentloop_outcome"] == "passed"
+    assert properties["tiny[null-baseline-r1]"]["agentloop_outcome"] == "failed"
+    assert {"agentloop_turns", "agentloop_tokens", "agentloop_cost", "agentloop_limit"} <= set(
+        properties["tiny[null-baseline-r1]"]
+    )
