@@ -187,7 +187,7 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Col
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Model-major order, smoke first; host groups for `--dist loadgroup`; each model's gate item.
+    """Model-major order, smoke first; host groups for `--dist loadgroup`.
 
     tryfirst: pytest-xdist's own modifyitems reads the xdist_group marks added here.
     """
@@ -196,11 +196,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     runner = config.stash.get(runner_key, None)
     if runner is None:
         return
-    from pytest_agentloop.scheduling import mark_host_groups, order_items, smoke_items
+    from pytest_agentloop.scheduling import mark_host_groups, order_items
 
     order_items(items, [model.spec.raw for model in runner.models])
     mark_host_groups(items)
-    runner.smoke = {raw: item for raw, item in smoke_items(items).items() if not item.model.is_pseudo}
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Each model's gate item, chosen from what will run: after -k / -m / --lf deselection."""
+    from pytest_agentloop.runner import runner_key
+
+    runner = session.config.stash.get(runner_key, None)
+    if runner is None:
+        return
+    from pytest_agentloop.scheduling import smoke_items
+
+    chosen = smoke_items(session.items).items()
+    runner.smoke = {raw: item for raw, item in chosen if not item.model.is_pseudo}
 
 
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:

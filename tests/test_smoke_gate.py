@@ -14,7 +14,7 @@ import pytest
 from pytest_agentloop.gate import SmokeGate
 from tests._runs import run, tiny_suite
 from tests.support.scripted_server import ScriptedServer
-from tests.support.tiny_canary import FILES
+from tests.support.tiny_canary import FILES, write_tiny_canary
 
 pytest_plugins = ["pytester"]
 
@@ -72,3 +72,14 @@ def test_passing_gate_is_run_once_across_workers_and_reused_by_the_smoke_item(
     assert sorted(keys) == [("tiny", 1), ("tiny", 2), ("tiny", 3), ("tiny2", 1), ("tiny2", 2), ("tiny2", 3)]
     gates = SmokeGate(basetemp).results()
     assert [(g.model, g.canary, g.ok) for g in gates] == [("openai:scripted", "tiny", True)]
+
+
+def test_gate_runs_a_selected_smoke_canary_not_a_deselected_one(pytester: pytest.Pytester) -> None:
+    """`-k` decides what runs: a smoke canary the user deselected must not run as the gate."""
+    tiny_suite(pytester.path)
+    write_tiny_canary(pytester.path / "canaries" / "a-early", id="early", tier="smoke")  # collected first
+    with ScriptedServer("solve", edits=SOLVE) as server:
+        result = run(pytester, "-k", "tiny[", "--agent-model=openai:scripted", f"--agent-host={server.url}")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["openai:scripted: smoke tiny pass*"])
+    result.stdout.no_fnmatch_line("*smoke early*")
