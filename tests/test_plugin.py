@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -155,11 +156,10 @@ def test_sessions_without_canaries_are_untouched(pytester: pytest.Pytester) -> N
 
 
 def test_junit_carries_each_attempts_outcome_as_properties(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest("-n", "2", "--agent-model=reference", "--agent-model=null", "--junitxml=j.xml")
+    result = pytester.runpytest("-n", "2", "--agent-model=reference", "--agent-model=null", "--junitxml=j")
     result.assert_outcomes(passed=1, failed=1)
-    import xml.etree.ElementTree as ET
 
-    cases = ET.parse(pytester.path / "j.xml").getroot().iter("testcase")
+    cases = ElementTree.parse(pytester.path / "j").getroot().iter("testcase")
     properties = {
         case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")} for case in cases
     }
