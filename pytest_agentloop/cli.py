@@ -173,7 +173,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agentloop", description="Look at agentloop results after the run.")
     commands = parser.add_subparsers(dest="command", required=True)
-    report = commands.add_parser("report", help="rebuild the summary, HTML and cards of a run, or merge several")
+    report = commands.add_parser("report", help="a run's summary, HTML, cards; or merge runs")
     report.add_argument(
         "sources",
         nargs="+",
