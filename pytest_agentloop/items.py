@@ -42,9 +42,7 @@ class CanaryFile(pytest.File):
                         self, name=name, canary=canary, model=model, cell=cell, repetition=repetition
                     )
 
-    def repr_failure(
-        self, excinfo: ExceptionInfo[BaseException], style: Any = None
-    ) -> str | TerminalRepr:
+    def repr_failure(self, excinfo: ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
         if isinstance(excinfo.value, CanaryError):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
@@ -78,9 +76,7 @@ class CanaryItem(pytest.Item):
         if self.attempt.outcome is not Outcome.PASSED:
             raise AttemptNotPassed(self.attempt)
 
-    def repr_failure(
-        self, excinfo: ExceptionInfo[BaseException], style: Any = None
-    ) -> str | TerminalRepr:
+    def repr_failure(self, excinfo: ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
         if isinstance(excinfo.value, AttemptNotPassed):
             return describe_failure(excinfo.value.attempt)
         return super().repr_failure(excinfo)
