@@ -60,15 +60,12 @@ def plan_models(
     With `hooked` (a plugin implements `pytest_agentloop_make_backend` or `_make_agent`), an unknown
     backend may be the plugin's: it is refused on its first item instead, if no hook builds it.
     """
-    from pytest_agentloop.backends.registry import known_backends
+    from pytest_agentloop.backends.registry import known_backends, unknown_backend
 
     specs = [ModelSpec.parse(raw) for raw in dict.fromkeys(raw_specs)]
     for spec in specs:
         if not hooked and spec.backend not in (*PSEUDO_MODELS, *AGENT_KINDS, *known_backends()):
-            raise BackendError(
-                f"unknown backend {spec.backend!r} in --agent-model {spec.raw}; known backends: "
-                f"{', '.join(known_backends())} (and the pseudo-models reference, null)"
-            )
+            raise unknown_backend(spec)
     from pytest_agentloop.scheduling import assign_hosts
 
     slugs = [spec.slug for spec in specs]

@@ -130,10 +130,12 @@ def known_backends() -> list[str]:
     return sorted(_FACTORIES)
 
 
-def _unknown(spec: ModelSpec) -> BackendError:
+def unknown_backend(spec: ModelSpec) -> BackendError:
+    """The one message for a spec whose backend nothing knows (checked up front and on use)."""
     return BackendError(
         f"unknown backend {spec.backend!r} in --agent-model {spec.raw}; known backends: "
-        f"{', '.join(known_backends())}. Write BACKEND:MODEL, e.g. ollama:qwen3:30b"
+        f"{', '.join(known_backends())} (and the pseudo-models reference, null). "
+        "Write BACKEND:MODEL, e.g. ollama:qwen3:30b"
     )
 
 
@@ -141,7 +143,7 @@ def make_backend(spec: ModelSpec, host: str | None, options: Mapping[str, Any]) 
     """The Backend for `spec`; an unknown backend name is a usage error naming the known ones."""
     factory = _FACTORIES.get(spec.backend)
     if factory is None:
-        raise _unknown(spec)
+        raise unknown_backend(spec)
     return factory(spec, host, options)
 
 
@@ -149,6 +151,6 @@ def make_host(spec: ModelSpec, host: str | None, options: Mapping[str, Any]) -> 
     """The lifecycle side of `spec`'s runtime; None where the harness cannot manage residency
     (OpenAI's cloud, the embedded server that lives and dies with its backend)."""
     if spec.backend not in _FACTORIES:
-        raise _unknown(spec)
+        raise unknown_backend(spec)
     factory = _HOSTS.get(spec.backend)
     return factory(host, options) if factory is not None else None
