@@ -1,10 +1,10 @@
 """The smoke gate: one cheap attempt per model before its matrix, so a broken model costs minutes, not hours.
 
 A model that makes no usable tool call on the smoke canary (or cannot be reached) would fail every
-other item the same way. The gate runs that attempt once per run, whichever process gets there
-first: the verdict and the attempt itself live in a JSON file under the run-shared directory,
-written under a file lock, so every xdist worker reads the same verdict and the smoke item reuses
-the gate's attempt instead of running it twice.
+other item in that tool-call mode the same way. The gate runs that attempt once per model and mode
+per run, whichever process gets there first: the verdict and the attempt itself live in a JSON file
+under the run-shared directory, written under a file lock, so every xdist worker reads the same
+verdict and the smoke item reuses the gate's attempt instead of running it twice.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import filelock
 
 from pytest_agentloop.records import Attempt, Outcome
+from pytest_agentloop.scheduling import GateKey
 
 GATE_WAIT_S = 3600.0  # the gate attempt of a slow model on a busy host; bounded all the same
 
@@ -28,6 +29,7 @@ class GateResult:
     """What the gate saw: the verdict, and the figures that make a model's first minutes legible."""
 
     model: str
+    tool_mode: str
     canary: str
     ok: bool
     reason: str
@@ -43,10 +45,10 @@ class GateResult:
             f"resident {self.resident_bytes / 2**20:.0f} MiB" if self.resident_bytes else "resident -",
         ]
         verdict = "pass" if self.ok else f"FAIL ({self.reason})"
-        return f"{self.model}: smoke {self.canary} {verdict}; {', '.join(figures)}"
+        return f"{self.model} ({self.tool_mode}): smoke {self.canary} {verdict}; {', '.join(figures)}"
 
 
-def judge(attempt: Attempt) -> tuple[bool, str]:
+def _judge(attempt: Attempt, tool_mode: str) -> tuple[bool, str]:
     """Usable means the model reached the runtime and made at least one well-formed tool call.
 
     An external agent that writes no transcript has an unknown count (None): only its outcome judges it.
@@ -54,16 +56,21 @@ def judge(attempt: Attempt) -> tuple[bool, str]:
     if attempt.outcome is Outcome.INFRA_ERROR:
         return False, f"infra error on the smoke canary: {attempt.reason}"
     if attempt.tool_calls == 0 or attempt.outcome is Outcome.NO_TOOL_CALLS:
-        return False, f"no usable tool call on the smoke canary {attempt.canary} ({attempt.outcome.value})"
+        return False, (
+            f"no usable tool call on the smoke canary {attempt.canary} in {tool_mode} mode "
+            f"({attempt.outcome.value})"
+        )
     return True, "usable tool calls"
 
 
 def gate_result(attempt: Attempt) -> GateResult:
-    ok, reason = judge(attempt)
+    tool_mode = str(attempt.cell_config.get("tool_mode", "native"))
+    ok, reason = _judge(attempt, tool_mode)
     info = attempt.model_info
     turns = attempt.transcript.turns if attempt.transcript else []
     return GateResult(
         model=attempt.model,
+        tool_mode=tool_mode,
         canary=attempt.canary,
         ok=ok,
         reason=reason,
@@ -74,18 +81,19 @@ def gate_result(attempt: Attempt) -> GateResult:
 
 
 class SmokeGate:
-    """Runs (or reads) the gate of each model; one file per model under `root`."""
+    """Runs (or reads) the gate of each model and tool mode; one file each under `root`."""
 
     def __init__(self, root: Path) -> None:
         self.dir = root / "agentloop-smoke"
         self.dir.mkdir(parents=True, exist_ok=True)
 
-    def _path(self, model: str) -> Path:
-        return self.dir / (re.sub(r"[^A-Za-z0-9.]+", "-", model).strip("-")[:80] + ".json")
+    def _path(self, key: GateKey) -> Path:
+        model, tool_mode = key
+        return self.dir / (re.sub(r"[^A-Za-z0-9.]+", "-", model).strip("-")[:80] + f".{tool_mode}.json")
 
-    def run_once(self, model: str, attempt: Callable[[], Attempt]) -> tuple[GateResult, Attempt]:
+    def run_once(self, key: GateKey, attempt: Callable[[], Attempt]) -> tuple[GateResult, Attempt]:
         """The gate's verdict and attempt; `attempt` is called only by the first process to ask."""
-        path = self._path(model)
+        path = self._path(key)
         with filelock.FileLock(str(path.with_suffix(".lock")), timeout=GATE_WAIT_S):
             if path.exists():
                 data = json.loads(path.read_text())
@@ -100,7 +108,7 @@ class SmokeGate:
             return result, ran
 
     def results(self) -> list[GateResult]:
-        """Every gate run so far in this run (for the summary), in model order of their files."""
+        """Every gate run so far in this run (for the summary), in the order of their file names."""
         found: list[GateResult] = []
         for path in sorted(self.dir.glob("*.json")):
             data: dict[str, Any] = json.loads(path.read_text())

@@ -212,7 +212,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     from pytest_agentloop.scheduling import smoke_items
 
     chosen = smoke_items(session.items).items()
-    runner.smoke = {raw: item for raw, item in chosen if not item.model.is_pseudo}
+    runner.smoke = {key: item for key, item in chosen if not item.model.is_pseudo}
 
 
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:

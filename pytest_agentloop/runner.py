@@ -22,6 +22,7 @@ from pytest_agentloop.config import Settings
 from pytest_agentloop.matrix import expand, load_matrix
 from pytest_agentloop.records import Attempt
 from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.scheduling import GateKey, assign_hosts, gate_key
 from pytest_agentloop.tuning import TuningPlan
 
 if TYPE_CHECKING:
@@ -66,8 +67,6 @@ def plan_models(
     for spec in specs:
         if not hooked and spec.backend not in (*PSEUDO_MODELS, *AGENT_KINDS, *known_backends()):
             raise unknown_backend(spec)
-    from pytest_agentloop.scheduling import assign_hosts
-
     slugs = [spec.slug for spec in specs]
     assigned = assign_hosts(specs, hosts, [spec.backend not in PSEUDO_MODELS for spec in specs])
     return [
@@ -99,7 +98,7 @@ class Runner:
         self._refused: dict[str, str] = {}  # model spec -> the guard's one-line refusal
         # The lease kept across a model's items: model spec, its release, what the load recorded.
         self._held: tuple[str, ExitStack, dict[str, Any]] | None = None
-        self.smoke: dict[str, CanaryItem] = {}  # model spec -> its gate item (set at collection)
+        self.smoke: dict[GateKey, CanaryItem] = {}  # (model, tool mode) -> its gate item (at collection)
         self._gate: SmokeGate | None = None
 
     def cells_for(self, model: ModelRun, canary: Canary | None = None) -> list[Cell]:
@@ -110,11 +109,13 @@ class Runner:
         return self.tuning.cells(model.spec.raw, expand(model.spec.raw, self.matrix), canary)
 
     def run(self, item: CanaryItem) -> Attempt:
-        """One attempt, behind the smoke gate and (on a managed host) inside the model's lease."""
-        smoke = self.smoke.get(item.model.spec.raw) if self.settings.smoke else None
+        """One attempt, behind the smoke gate of its model and tool mode and (on a managed host) inside
+        the model's lease. A mode with no smoke item selected runs ungated."""
+        key = gate_key(item)
+        smoke = self.smoke.get(key) if self.settings.smoke else None
         if smoke is None:
             return self._attempt(item)
-        result, attempt = self.gate().run_once(item.model.spec.raw, lambda: self._attempt(smoke))
+        result, attempt = self.gate().run_once(key, lambda: self._attempt(smoke))
         if item.nodeid == smoke.nodeid:
             return attempt
         if not result.ok:

@@ -83,12 +83,29 @@ def order_items(items: list[pytest.Item], model_order: Sequence[str]) -> None:
     items[:] = [item for _, item in sorted(enumerate(items), key=key)]
 
 
-def smoke_items(items: Sequence[pytest.Item]) -> dict[str, CanaryItem]:
-    """Per model, the item the gate runs: the first smoke-tier canary, baseline cell, first repetition."""
-    chosen: dict[str, CanaryItem] = {}
-    for item in _canary_items(items):
-        if item.canary.tier == SMOKE_TIER and item.cell.id == BASELINE.id and item.repetition == 1:
-            chosen.setdefault(item.model.spec.raw, item)
+GateKey = tuple[str, str]  # (model spec, tool-call mode)
+
+
+def gate_key(item: CanaryItem) -> GateKey:
+    """Which gate an item stands behind: its model's, in its cell's tool-call mode.
+
+    A model that makes no call in one mode may make them in another (a chat template that does not
+    render `tools` fails `native` and works `constrained`), so each mode gets its own smoke attempt:
+    one dead mode must not skip the cells that would have shown the way out.
+    """
+    return (item.model.spec.raw, item.cell.settings.tool_mode)
+
+
+def smoke_items(items: Sequence[pytest.Item]) -> dict[GateKey, CanaryItem]:
+    """Per model and tool mode, the item its gate runs: the first smoke-tier canary's first repetition,
+    in the baseline cell where the baseline uses that mode, else in the first cell that does."""
+    candidates = [
+        item for item in _canary_items(items) if item.canary.tier == SMOKE_TIER and item.repetition == 1
+    ]
+    baseline_first = sorted(candidates, key=lambda item: item.cell.id != BASELINE.id)  # stable
+    chosen: dict[GateKey, CanaryItem] = {}
+    for item in baseline_first:
+        chosen.setdefault(gate_key(item), item)
     return chosen
 
 

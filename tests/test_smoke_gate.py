@@ -39,8 +39,9 @@ def test_no_tool_call_on_smoke_skips_the_rest(pytester: pytest.Pytester) -> None
     result.stdout.fnmatch_lines(
         [
             "*agentloop smoke gate*",
-            "openai:scripted: smoke tiny FAIL (no usable tool call*); load -, first reply *s, resident -",
-            "*SKIPPED*agentloop: smoke gate: no usable tool call on the smoke canary tiny (no_tool_calls)",
+            "openai:scripted (native): smoke tiny FAIL (no usable tool call*); load -, first reply *s, *",
+            "*SKIPPED*agentloop: smoke gate: no usable tool call on the smoke canary tiny in native mode "
+            "(no_tool_calls)",
         ]
     )
     assert [a["canary"] for a in attempts(pytester.path / "r.json")] == ["tiny"]
@@ -71,7 +72,9 @@ def test_passing_gate_is_run_once_across_workers_and_reused_by_the_smoke_item(
     keys = [(a["canary"], a["repetition"]) for a in attempts(pytester.path / "r.json")]
     assert sorted(keys) == [("tiny", 1), ("tiny", 2), ("tiny", 3), ("tiny2", 1), ("tiny2", 2), ("tiny2", 3)]
     gates = SmokeGate(basetemp).results()
-    assert [(g.model, g.canary, g.ok) for g in gates] == [("openai:scripted", "tiny", True)]
+    assert [(g.model, g.tool_mode, g.canary, g.ok) for g in gates] == [
+        ("openai:scripted", "native", "tiny", True)
+    ]
 
 
 def test_gate_runs_a_selected_smoke_canary_not_a_deselected_one(pytester: pytest.Pytester) -> None:
@@ -81,5 +84,37 @@ def test_gate_runs_a_selected_smoke_canary_not_a_deselected_one(pytester: pytest
     with ScriptedServer("solve", edits=SOLVE) as server:
         result = run(pytester, "-k", "tiny[", "--agent-model=openai:scripted", f"--agent-host={server.url}")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["openai:scripted: smoke tiny pass*"])
+    result.stdout.fnmatch_lines(["openai:scripted (native): smoke tiny pass*"])
     result.stdout.no_fnmatch_line("*smoke early*")
+
+
+def test_each_tool_mode_has_its_own_gate(pytester: pytest.Pytester) -> None:
+    """A dead native mode skips only the native cells: the prompted cell, which works, still runs.
+
+    The model behind `text_only_template` ignores tool schemas sent to the runtime (as SmolLM2's
+    template does) but calls tools from the prompt; skipping its whole matrix would hide the way out.
+    """
+    tiny_suite(pytester.path)
+    pytester.makefile(".toml", agentloop='[matrix.factors]\ntool_mode = ["prompted"]\n')
+    with ScriptedServer("text_only_template", edits=SOLVE) as server:
+        result = run(
+            pytester,
+            "-rs",
+            "--agent-model=openai:scripted",
+            f"--agent-host={server.url}",
+            "--agent-json=r.json",
+        )
+    result.assert_outcomes(passed=2, failed=1, skipped=1)
+    result.stdout.fnmatch_lines_random(
+        [
+            "openai:scripted (native): smoke tiny FAIL (no usable tool call*",
+            "openai:scripted (prompted): smoke tiny pass*",
+            "*SKIPPED*agentloop: smoke gate: no usable tool call on the smoke canary tiny in native*",
+        ]
+    )
+    ran = sorted((a["canary"], a["cell"], a["outcome"]) for a in attempts(pytester.path / "r.json"))
+    assert ran == [
+        ("tiny", "baseline", "no_tool_calls"),
+        ("tiny", "tool_mode=prompted", "passed"),
+        ("tiny2", "tool_mode=prompted", "passed"),
+    ]

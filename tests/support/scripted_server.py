@@ -84,6 +84,15 @@ def _solve_as_text(server: ScriptedServer, body: dict[str, Any]) -> Reply:
     return as_text(*steps[min(own_turns(body), len(steps) - 1)])
 
 
+@behaviour("text_only_template")
+def _text_only_template(server: ScriptedServer, body: dict[str, Any]) -> Reply:
+    """A chat template that does not render `tools` (SmolLM2's): prose when the runtime is sent tool
+    schemas (native mode), working calls as text when the schemas are in the prompt instead."""
+    if body.get("tools"):
+        return _never_calls(server, body)
+    return _solve_as_text(server, body)
+
+
 @behaviour("loop_one_call")
 def _loop_one_call(server: ScriptedServer, body: dict[str, Any]) -> Reply:
     return native(
