@@ -35,9 +35,9 @@ class _Strict(BaseModel):
 
 
 class Budget(_Strict):
-    turns: int = Field(30, ge=1, le=10_000)
-    tokens: int = Field(200_000, ge=100)
-    seconds: float = Field(900.0, gt=0)
+    turns: int = Field(30, ge=1, le=10_000)  # model replies before the attempt is budget_exceeded(turns)
+    tokens: int = Field(200_000, ge=100)  # prompt + completion tokens summed over every turn
+    seconds: float = Field(900.0, gt=0)  # wall-clock time of the whole attempt
 
 
 class Expect(_Strict):
@@ -48,21 +48,22 @@ class Expect(_Strict):
 
 
 class Checks(_Strict):
-    timeout: float = Field(60.0, gt=0, le=1800)
+    timeout: float = Field(60.0, gt=0, le=1800)  # seconds the hidden checks may run in the sandbox
     # Files the agent must not change (e.g. the visible tests); editing one fails the attempt.
     protected: tuple[str, ...] = ()
 
 
 class Reference(_Strict):
+    # What the `reference` pseudo-model says when it escalates a trap (the solution of an escalation).
     reason: str = "The task cannot be done as specified; a human must decide."
 
 
 class CanarySpec(_Strict):
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
-    tier: Tier
-    title: str = Field(min_length=1)
-    spec: str = Field(min_length=1)
-    test_command: str = "python -m pytest -q"
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")  # the item name: lowercase, digits, dashes
+    tier: Tier  # smoke, lite, medium, heavy or trap; also the item's pytest marker
+    title: str = Field(min_length=1)  # one line for reports
+    spec: str = Field(min_length=1)  # the task exactly as the model reads it
+    test_command: str = "python -m pytest -q"  # what the agent's run_tests tool runs in the workspace
     budget: Budget = Budget()
     expect: Expect = Expect()
     checks: Checks = Checks()

@@ -19,15 +19,17 @@ class CellSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, gt=0, le=1)
-    seed: int | None = None
+    temperature: float | None = Field(None, ge=0, le=2)  # sampling temperature (0 is still not deterministic)
+    top_p: float | None = Field(None, gt=0, le=1)  # nucleus sampling
+    seed: int | None = None  # sampler seed, where the runtime honours one
     reasoning: bool | None = None  # thinking on/off where the runtime has a switch
     echo_reasoning: bool = False  # send earlier reasoning back to the model, or strip it
     turns: int | None = Field(None, ge=1)  # overrides the canary's turn budget
     tokens: int | None = Field(None, ge=100)  # overrides the canary's token budget
-    max_response_tokens: int = Field(1024, ge=16)
+    max_response_tokens: int = Field(1024, ge=16)  # the cap on each reply (max_tokens of every request)
     directives: tuple[str, ...] = ()  # names of prompt additions (see agent/prompts.py)
+    # native: the runtime parses calls; prompted: schemas in the prompt, calls parsed from text;
+    # constrained: prompted plus JSON-schema constrained decoding where the runtime offers it.
     tool_mode: ToolMode = "native"
 
 

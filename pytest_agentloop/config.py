@@ -23,17 +23,17 @@ class SandboxSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     timeout_s: float = Field(120.0, gt=0)  # for the agent's own "run the tests" tool
-    memory_mb: int = Field(2048, ge=64)
-    output_bytes: int = Field(64_000, ge=1_000)
-    max_processes: int = Field(256, ge=8)
-    file_size_mb: int = Field(64, ge=1)
+    memory_mb: int = Field(2048, ge=64)  # address space of each sandboxed process (RLIMIT_AS)
+    output_bytes: int = Field(64_000, ge=1_000)  # output kept from a run; head and tail past this
+    max_processes: int = Field(256, ge=8)  # processes at once (pids cgroup; a fork storm stops here)
+    file_size_mb: int = Field(64, ge=1)  # largest file a sandboxed process may write (RLIMIT_FSIZE)
 
 
 class EmbeddedSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    context: int = Field(8192, ge=512)
-    threads: int | None = Field(None, ge=1)
+    context: int = Field(8192, ge=512)  # context (KV cache) the in-process llama.cpp server starts with
+    threads: int | None = Field(None, ge=1)  # CPU threads for the embedded server (default: every core)
 
 
 class GuardConfig(BaseModel):
@@ -41,7 +41,7 @@ class GuardConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool = True
+    enabled: bool = True  # false loads without checking memory first (at your own risk)
     reserve_gib: float = Field(2.0, ge=0)  # kept free for the OS and everything else on the host
     margin: float = Field(0.10, ge=0, lt=1)  # "barely fits" within this fraction is refused
     parallel: int = Field(1, ge=1)  # slots the runtime serves at once (KV cache per slot)
@@ -59,7 +59,7 @@ class Settings(BaseModel):
     repeat: int = Field(1, ge=1, le=1000)
     json_path: Path | None = Field(None, alias="json")
     keep_workspaces: bool = False
-    infra_retries: int = Field(2, ge=0, le=10)
+    infra_retries: int = Field(2, ge=0, le=10)  # reruns of an attempt the runtime or harness broke
     sandbox: SandboxSettings = SandboxSettings()
     embedded: EmbeddedSettings = EmbeddedSettings()
     guard: GuardConfig = GuardConfig()
@@ -68,7 +68,7 @@ class Settings(BaseModel):
     backends: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # Sections owned by later stages (tuning matrix, prices, gates, store); validated where used.
     matrix: dict[str, Any] = Field(default_factory=dict)
-    prices: dict[str, Any] = Field(default_factory=dict)
+    prices: dict[str, Any] = Field(default_factory=dict)  # [prices."SPEC"] or [prices.local]: see Price
     # Tuning's second step (tuning.py) and the finding cards: paths, all also on the command line.
     combine: Path | None = None  # results file whose per-factor winners run together as `combined`
     diagnose: Path | None = None  # results file whose over-budget canaries get turns=x2 / tokens=x2 probes

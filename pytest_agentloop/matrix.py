@@ -36,7 +36,7 @@ class MatrixSpec(BaseModel):
 class MatrixConfig(MatrixSpec):
     """The shared default plus per-model overrides, merged key by key (the model's entry wins)."""
 
-    models: dict[str, MatrixSpec] = Field(default_factory=dict)
+    models: dict[str, MatrixSpec] = Field(default_factory=dict)  # [matrix.models."SPEC"]: overrides
 
     def for_model(self, model_spec: str) -> MatrixSpec:
         own = self.models.get(model_spec, MatrixSpec())
