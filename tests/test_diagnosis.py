@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from _attempts import attempt, runs
 
-from pytest_agentloop.analysis.diagnosis import TEMPLATE_FIX, ceiling_diagnoses, waste_profiles
+from pytest_agentloop.analysis.diagnosis import (
+    TEMPLATE_FIX,
+    ceiling_diagnoses,
+    pooled_ceiling_diagnoses,
+    waste_profiles,
+)
 from pytest_agentloop.records import Attempt, Limit, MalformedCall, ToolCall, ToolResult, Transcript, Turn
 
 TURNS_X2 = {"cell": "turns=x2", "cell_config": {"turns": 60}}
@@ -44,6 +49,17 @@ def test_incapable_agent() -> None:
     assert "no evidence of a difference" in text
 
 
+def test_budgets_that_stop_each_other_are_not_called_a_capability_ceiling() -> None:
+    """Raised turns run out of tokens and raised tokens run out of turns: neither raise let it finish."""
+    attempts = runs("BBBBBBBB", canary="heavy", limit=Limit.TOKENS)
+    attempts += runs("BBBBBBBB", canary="heavy", **{**TURNS_X2, "limit": Limit.TOKENS})
+    attempts += runs("BBBBBBBB", canary="heavy", **{**TOKENS_X2, "limit": Limit.TURNS})
+    verdict, text = _only(attempts)
+    assert verdict == "inconclusive"
+    assert "turns=x2 stopped on tokens in 8/8 runs; tokens=x2 stopped on turns in 8/8 runs" in text
+    assert "raise both in the baseline" in text
+
+
 def test_too_few_runs_is_inconclusive_and_says_how_many_more() -> None:
     verdict, text = _only(_sweep("BBB", turns="PPP", tokens="BBB"))
     assert verdict == "inconclusive"
@@ -56,6 +72,39 @@ def test_missing_budget_factor_names_the_cell_to_add() -> None:
     assert "tokens=x2 did not help" in text and "add turns=x2" in text
     verdict, text = _only(_sweep("BBBBBBBB", turns=None, tokens=None))
     assert "add turns=x2 and tokens=x2" in text
+
+
+def _three_canaries(turns: str, tokens: str) -> list[Attempt]:
+    """Three canaries at N=3, each run out of budget in every baseline run: 9 pooled pairs."""
+    attempts: list[Attempt] = []
+    for canary in ("a", "b", "c"):
+        attempts += runs("BBB", canary=canary)
+        attempts += runs(turns, canary=canary, **TURNS_X2)
+        attempts += runs(tokens, canary=canary, **TOKENS_X2)
+    return attempts
+
+
+def test_pooled_canaries_separate_what_one_canary_at_n3_cannot() -> None:
+    attempts = _three_canaries(turns="PPP", tokens="BBB")
+    assert {d.verdict for d in ceiling_diagnoses(attempts)} == {"inconclusive"}
+    (pooled,) = pooled_ceiling_diagnoses(attempts)
+    assert (pooled.model, pooled.canary, pooled.verdict) == ("m", "3 over-budget canaries", "turn ceiling")
+    assert "turns=x2 9/9 vs baseline 0/9: better" in pooled.text
+
+
+def test_pooled_capability_ceiling_and_one_canary_gets_none() -> None:
+    (pooled,) = pooled_ceiling_diagnoses(_three_canaries(turns="BBB", tokens="BBB"))
+    assert pooled.verdict == "capability ceiling"
+    assert (
+        pooled_ceiling_diagnoses(_sweep("BBB", turns="PPP", tokens="BBB")) == []
+    )  # one canary: its own line
+
+
+def test_alike_thin_cells_share_one_clause() -> None:
+    verdict, text = _only(_sweep("BBB", turns="BBB", tokens="BBB"))
+    assert verdict == "inconclusive"
+    assert text.startswith("inconclusive: turns=x2 and tokens=x2 each have 3 paired runs with 3 baseline")
+    assert text.count("paired runs") == 1
 
 
 def _turn(index: int, *, calls: int = 0, text_calls: int = 0, malformed: int = 0, **result: bool) -> Turn:

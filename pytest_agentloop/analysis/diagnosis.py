@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -62,46 +62,71 @@ def raises_budget(cell: Sequence[Attempt], baseline: Sequence[Attempt], budget: 
     return raised is not None and (base is None or raised > base)
 
 
-def ceiling_diagnoses(attempts: Iterable[Attempt]) -> list[CeilingDiagnosis]:
-    """One diagnosis per model x canary whose baseline attempts ran out of budget."""
-    diagnoses = []
+Probes = dict[str, list[tuple[str, list[Attempt]]]]  # budget -> the cells that raised it, with their runs
+
+
+def _over_budget(attempts: Iterable[Attempt]) -> Iterator[tuple[str, dict[str, list[Attempt]], Probes]]:
+    """Per model: the baseline runs of each canary that ran out of budget, and the raised-budget cells."""
     for (model,), own in group(scored(attempts), "model").items():
         cells = {cell: runs for (cell,), runs in group(own, "cell").items()}
         baseline = cells.get(BASELINE, [])
-        for (canary,), base_runs in group(baseline, "canary").items():
-            if any(a.outcome is Outcome.BUDGET_EXCEEDED for a in base_runs):
-                probes = {
-                    budget: [
-                        (cid, runs) for cid, runs in cells.items() if raises_budget(runs, baseline, budget)
-                    ]
-                    for budget in BUDGETS
-                }
-                diagnoses.append(_diagnose(model, canary, base_runs, probes))
-    return diagnoses
+        over = {
+            canary: runs
+            for (canary,), runs in group(baseline, "canary").items()
+            if any(a.outcome is Outcome.BUDGET_EXCEEDED for a in runs)
+        }
+        probes = {
+            budget: [(cid, runs) for cid, runs in cells.items() if raises_budget(runs, baseline, budget)]
+            for budget in BUDGETS
+        }
+        yield model, over, probes
 
 
-def _diagnose(
-    model: str, canary: str, base_runs: list[Attempt], probes: dict[str, list[tuple[str, list[Attempt]]]]
-) -> CeilingDiagnosis:
+def ceiling_diagnoses(attempts: Iterable[Attempt]) -> list[CeilingDiagnosis]:
+    """One diagnosis per model x canary whose baseline attempts ran out of budget."""
+    return [
+        _diagnose(model, canary, runs, probes)
+        for model, over, probes in _over_budget(attempts)
+        for canary, runs in over.items()
+    ]
+
+
+def pooled_ceiling_diagnoses(attempts: Iterable[Attempt]) -> list[CeilingDiagnosis]:
+    """One diagnosis per model over all its over-budget canaries together (where there are two or more).
+
+    At N=3 one canary can never separate the ceilings: the exact test needs more baseline failures
+    to improve on than three runs hold. Paired runs pooled over the canaries often can. A single
+    canary may still differ (turn-limited where the rest are not): its own line says so.
+    """
+    return [
+        _diagnose(model, f"{len(over)} over-budget canaries", [a for r in over.values() for a in r], probes)
+        for model, over, probes in _over_budget(attempts)
+        if len(over) >= 2
+    ]
+
+
+def _diagnose(model: str, label: str, base_runs: list[Attempt], probes: Probes) -> CeilingDiagnosis:
+    """The verdict for `base_runs` (one canary's, or several pooled), paired with the probes' runs."""
+    canaries = {a.canary for a in base_runs}
     over = sum(a.outcome is Outcome.BUDGET_EXCEEDED for a in base_runs)
     limits = sorted({str(a.limit) for a in base_runs if a.limit is not None})
     lead = (
         f"baseline ran out of budget in {over}/{len(base_runs)} runs ({', '.join(limits) or 'limit unknown'})"
     )
     results: dict[str, tuple[str, Comparison]] = {}
+    raised_runs: dict[str, list[Attempt]] = {}
     for budget, cells in probes.items():
-        compared = [
-            (cid, compare_attempts(base_runs, [a for a in runs if a.canary == canary], cid))
-            for cid, runs in cells
-        ]
-        compared = [(cid, c) for cid, c in compared if c.n_pairs]
+        paired = [(cid, [a for a in runs if a.canary in canaries]) for cid, runs in cells]
+        compared = [(cid, compare_attempts(base_runs, runs, cid), runs) for cid, runs in paired]
+        compared = [item for item in compared if item[1].n_pairs]
         if compared:  # the strongest evidence among the cells that raised this budget
-            results[budget] = max(compared, key=lambda item: (item[1].verdict == "better", item[1].delta))
+            cid, comparison, runs = max(
+                compared, key=lambda item: (item[1].verdict == "better", item[1].delta)
+            )
+            results[budget], raised_runs[budget] = (cid, comparison), runs
 
     def made(verdict: CeilingVerdict, text: str) -> CeilingDiagnosis:
-        return CeilingDiagnosis(
-            model=model, canary=canary, verdict=verdict, text=f"{verdict}: {text}; {lead}"
-        )
+        return CeilingDiagnosis(model=model, canary=label, verdict=verdict, text=f"{verdict}: {text}; {lead}")
 
     fixed = [(budget, c) for budget, (_, c) in results.items() if c.verdict == "better"]
     if fixed:
@@ -109,7 +134,7 @@ def _diagnose(
         return made(CEILING[budget], f"more {budget} fixed it: {comparison.text}")
     thin = [(cid, c) for cid, c in results.values() if _too_thin(c)]
     if thin:
-        return made("inconclusive", "; ".join(_how_many_more(cid, c) for cid, c in thin))
+        return made("inconclusive", _how_many_more(thin))
     missing = [budget for budget in BUDGETS if budget not in results]
     if missing:
         tried = (
@@ -121,6 +146,14 @@ def _diagnose(
             "incomplete sweep",
             f"{tried}; add {adds} (or run with --agent-diagnose) to tell the ceilings apart",
         )
+    interlocked = _interlocked(results, raised_runs)
+    if interlocked:
+        return made(
+            "inconclusive",
+            f"each raised budget ran into the other one ({interlocked}), so neither raise could show "
+            "what the model does with room to finish; raise both in the baseline and rerun before calling "
+            "it a capability ceiling",
+        )
     evidence = "; ".join(c.text for _, c in results.values())
     return made(
         "capability ceiling",
@@ -128,23 +161,44 @@ def _diagnose(
     )
 
 
+def _interlocked(results: dict[str, tuple[str, Comparison]], raised_runs: dict[str, list[Attempt]]) -> str:
+    """Evidence that every raise mostly stopped on the other budget (raised turns ran out of tokens,
+    raised tokens ran out of turns); empty when any raise failed for another reason."""
+    found = []
+    for budget, (cell_id, _) in results.items():
+        (other,) = (b for b in BUDGETS if b != budget)
+        runs = raised_runs[budget]
+        stopped = sum(a.outcome is Outcome.BUDGET_EXCEEDED and str(a.limit) == other for a in runs)
+        if 2 * stopped <= len(runs):
+            return ""
+        found.append(f"{cell_id} stopped on {other} in {stopped}/{len(runs)} runs")
+    return "; ".join(found)
+
+
 def _too_thin(comparison: Comparison) -> bool:
     """Too few baseline failures (or repetitions) for any improvement to reach significance."""
     return comparison.repetitions < MIN_REPETITIONS or comparison.base_failures < min_discordant()
 
 
-def _how_many_more(cell_id: str, comparison: Comparison) -> str:
+def _how_many_more(thin: list[tuple[str, Comparison]]) -> str:
+    """What the too-thin comparisons lack, one clause per distinct shortfall (cells alike share one)."""
     needed = min_discordant()
-    failures = comparison.base_failures
-    rate = failures / comparison.n_pairs if comparison.n_pairs else 0.0
-    more = (
-        math.ceil((needed - failures) / rate) if 0 < failures < needed else (needed if failures == 0 else 0)
-    )
-    more = max(more, MIN_REPETITIONS - comparison.repetitions)
-    return (
-        f"{cell_id} has {comparison.n_pairs} paired runs with {failures} baseline failures to improve on "
-        f"(the exact test needs at least {needed}); "
-        f"run about {more} more repetitions of baseline and {cell_id}"
+    clauses: dict[tuple[int, int, int], list[str]] = {}
+    for cell_id, comparison in thin:
+        failures = comparison.base_failures
+        rate = failures / comparison.n_pairs if comparison.n_pairs else 0.0
+        more = (
+            math.ceil((needed - failures) / rate)
+            if 0 < failures < needed
+            else (needed if failures == 0 else 0)
+        )
+        more = max(more, MIN_REPETITIONS - comparison.repetitions)
+        clauses.setdefault((comparison.n_pairs, failures, more), []).append(cell_id)
+    return "; ".join(
+        f"{' and '.join(cells)} {'each have' if len(cells) > 1 else 'has'} {pairs} paired runs "
+        f"with {failures} baseline failures to improve on (the exact test needs at least {needed}); "
+        f"run about {more} more repetitions of baseline and {', '.join(cells)}"
+        for (pairs, failures, more), cells in clauses.items()
     )
 
 

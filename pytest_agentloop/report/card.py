@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from pytest_agentloop.analysis.cost import Price, cost_rows
-from pytest_agentloop.analysis.diagnosis import BASELINE, ceiling_diagnoses, group, waste_profiles
+from pytest_agentloop.analysis.diagnosis import (
+    BASELINE,
+    ceiling_diagnoses,
+    group,
+    pooled_ceiling_diagnoses,
+    waste_profiles,
+)
 from pytest_agentloop.analysis.stats import BELOW_MINIMUM, MIN_REPETITIONS, scored
 from pytest_agentloop.analysis.verdicts import best_cell, comparisons, decide, tier_rollups
 from pytest_agentloop.records import Attempt
@@ -41,8 +47,14 @@ def host_fingerprint() -> dict[str, str]:
 
 def model_fingerprint(attempts: Iterable[Attempt]) -> dict[str, Any]:
     """Runtime, version, digest, quantization, context: the plain facts the backend recorded last."""
+    from pytest_agentloop.memory import fmt_bytes
+
     info = next((a.model_info for a in reversed(list(attempts)) if a.model_info), {})
-    return {key: value for key, value in info.items() if isinstance(value, str | int | float) and value != ""}
+    return {
+        key: fmt_bytes(value) if key.endswith("_bytes") and isinstance(value, int) else value
+        for key, value in info.items()
+        if isinstance(value, str | int | float) and value != ""
+    }
 
 
 def below_minimum(attempts: Iterable[Attempt]) -> str | None:
@@ -63,9 +75,12 @@ def render_card(
     facts = [f"- {key}: {value}" for key, value in sorted({**model_fingerprint(own), **fingerprint}.items())]
     warning = below_minimum(own)
     tiers = [
-        f"| {r.cell} | {r.tier} | {r.describe()} | {'n/a' if r.pass_hat_3 is None else f'{r.pass_hat_3:.0%}'}"
+        f"| {r.cell} | {r.tier} | {r.describe()} | "
+        + ("n/a" if r.pass_hat_3 is None else f"{r.pass_hat_3:.0%}")
+        + " |"
         for r in tier_rollups(a for a in own if a.cell in {BASELINE, best})
     ]
+    ceilings = [f"- {d.canary}: {d.text}" for d in (*pooled_ceiling_diagnoses(own), *ceiling_diagnoses(own))]
     profiles = waste_profiles(own)
     waste = [
         f"| {p.cell} | {p.turns} | "
@@ -85,9 +100,7 @@ def render_card(
                 *_section(
                     "Cells against the baseline (paired)", [f"- {c.text}" for c in comparisons(own).values()]
                 ),
-                *_section(
-                    "Ceilings", [f"- {d.canary}: {d.text}" for d in ceiling_diagnoses(own)], "none hit"
-                ),
+                *_section("Ceilings", ceilings, "none hit"),
                 *_section("Wasted turns (share of all turns)", waste, header=WASTE_HEADER),
                 *_section(
                     "Dead ends and runtime problems",

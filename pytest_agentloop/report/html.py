@@ -13,7 +13,12 @@ from html import escape
 from typing import Any
 
 from pytest_agentloop.analysis.cost import Price, cost_rows
-from pytest_agentloop.analysis.diagnosis import waste_profiles
+from pytest_agentloop.analysis.diagnosis import (
+    BASELINE,
+    CeilingDiagnosis,
+    pooled_ceiling_diagnoses,
+    waste_profiles,
+)
 from pytest_agentloop.analysis.verdicts import CellSummary, Rollup, cell_rollups, summarize
 from pytest_agentloop.records import Attempt, Transcript, Turn
 
@@ -59,6 +64,7 @@ def _money(value: float | None) -> str:
 def verdict_rows(attempts: Sequence[Attempt], prices: Mapping[str, Price]) -> list[list[str]]:
     """One row per model × cell: pass/N, interval, mean turns to pass, budget by limit, cost, diagnoses."""
     summaries = summarize(attempts)
+    pooled = pooled_ceiling_diagnoses(attempts)
     rows = []
     for rollup in sorted(cell_rollups(attempts), key=lambda r: (r.model, r.cell)):
         own = [s for s in summaries if (s.model, s.cell) == (rollup.model, rollup.cell)]
@@ -73,10 +79,16 @@ def verdict_rows(attempts: Sequence[Attempt], prices: Mapping[str, Price]) -> li
                 _by_limit(own),
                 _money(cost[0].cost_per_pass if cost else None),
                 str(rollup.infra_errors),
-                "<br>".join(escape(f"{s.canary}: {s.diagnosis}") for s in own if s.diagnosis) or "–",
+                "<br>".join(escape(line) for line in _diagnoses(rollup, own, pooled)) or "–",
             ]
         )
     return rows
+
+
+def _diagnoses(rollup: Rollup, own: Sequence[CellSummary], pooled: Sequence[CeilingDiagnosis]) -> list[str]:
+    """The cell's lines: the pooled ceiling first (on the baseline), then each canary's."""
+    lines = [f"{d.canary}: {d.text}" for d in pooled if (d.model, BASELINE) == (rollup.model, rollup.cell)]
+    return lines + [f"{s.canary}: {s.diagnosis}" for s in own if s.diagnosis]
 
 
 def _mean_turns(summaries: Sequence[CellSummary]) -> str:

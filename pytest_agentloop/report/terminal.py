@@ -60,6 +60,7 @@ def format_table(rows: Sequence[tuple[str, ...]]) -> list[str]:
 
 
 def write_summary(terminalreporter: Any, results: Results) -> None:
+    from pytest_agentloop.analysis.diagnosis import BASELINE, pooled_ceiling_diagnoses
     from pytest_agentloop.analysis.verdicts import summarize
 
     summaries = summarize(results.attempts)
@@ -72,10 +73,12 @@ def write_summary(terminalreporter: Any, results: Results) -> None:
             f"note: {repeats} repetition(s) per cell is below the methodology's minimum of "
             f"{MIN_REPETITIONS}; single runs lie (use --repeat={MIN_REPETITIONS})."
         )
-    diagnosed = [s for s in summaries if s.diagnosis]
-    for summary in diagnosed:
-        terminalreporter.write_line(
-            f"{summary.model} · {summary.cell} · {summary.canary}: {summary.diagnosis}"
-        )
+    for diagnosis in pooled_ceiling_diagnoses(results.attempts):
+        terminalreporter.write_line(f"{diagnosis.model} · {BASELINE} · {diagnosis.canary}: {diagnosis.text}")
+    for summary in summaries:
+        if summary.diagnosis:
+            terminalreporter.write_line(
+                f"{summary.model} · {summary.cell} · {summary.canary}: {summary.diagnosis}"
+            )
     if results.path is not None:
         terminalreporter.write_line(f"results: {results.path}")
