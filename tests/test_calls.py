@@ -92,8 +92,9 @@ def test_one_bad_call_does_not_hide_the_good_ones() -> None:
         'I will call {"name": "read_file", "arguments": {"path": "calc.py"}} now.',
         '{"name": "read_file", "parameters": {"path": "calc.py"}}',
         '{"function": {"name": "read_file", "arguments": {"path": "calc.py"}}}',
+        '[TOOL_REQUEST]\n{"name": "read_file", "arguments": {"path": "calc.py"}}\n[END_TOOL_REQUEST]',
     ],
-    ids=["tag", "tag-string-args", "fence", "bare-in-prose", "parameters-alias", "openai-shape"],
+    ids=["tag", "tag-string-args", "fence", "bare-in-prose", "parameters-alias", "openai-shape", "lmstudio"],
 )
 def test_text_recovery(content: str) -> None:
     parsed = parse_reply(ChatResponse(content=content, finish_reason="stop"), TOOL_ARGS, "t1")
@@ -126,6 +127,7 @@ def test_prose_with_braces_is_not_a_call() -> None:
         ('<tool_call>{"name": "rm", "arguments": {}}</tool_call>', False, "unknown_tool"),
         ('<tool_call>{"name": "commit", "arguments": {}}</tool_call>', False, "bad_arguments"),
         ('<tool_call>["read_file"]</tool_call>', False, "bad_json"),
+        ('[TOOL_REQUEST]{"name": "read_file", "arguments": {path: 1}}[END_TOOL_REQUEST]', False, "bad_json"),
     ],
     ids=[
         "tag-bad-json",
@@ -135,6 +137,7 @@ def test_prose_with_braces_is_not_a_call() -> None:
         "unknown",
         "missing-field",
         "not-a-call",
+        "lmstudio-bad-json",
     ],
 )
 def test_text_malformed(content: str, truncated: bool, kind: str) -> None:

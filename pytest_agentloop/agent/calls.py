@@ -1,8 +1,8 @@
 """Turning a model's reply into tool calls the harness can run, and naming what went wrong otherwise.
 
 Native calls (the runtime parsed them into `tool_calls`) come first. When there are none, calls are
-recovered from the text: `<tool_call>{...}</tool_call>` tags, ```json fences, then bare JSON objects
-shaped like a call. Every failure is sub-typed (bad_json, unknown_tool, bad_arguments, truncated), so
+recovered from the text: `<tool_call>{...}</tool_call>` tags (or LM Studio's `[TOOL_REQUEST]` ones),
+```json fences, then bare JSON objects shaped like a call. Every failure is sub-typed (bad_json, unknown_tool, bad_arguments, truncated), so
 "cannot format" can be told apart from "cannot code".
 """
 
@@ -19,7 +19,8 @@ from pydantic import BaseModel, ValidationError
 from pytest_agentloop.backends.base import ChatResponse, RawToolCall
 from pytest_agentloop.records import CallSource, MalformedCall, MalformedKind, ToolCall
 
-_TAG = re.compile(r"<tool_call>(.*?)(</tool_call>|$)", re.DOTALL)
+# Hermes/Qwen `<tool_call>` tags, and LM Studio's fallback for templates without native tool support.
+_TAG = re.compile(r"(?:<tool_call>|\[TOOL_REQUEST\])(.*?)(</tool_call>|\[END_TOOL_REQUEST\]|$)", re.DOTALL)
 _FENCE = re.compile(r"```(?:json)?[ \t]*\n(.*?)(```|$)", re.DOTALL)
 _RAW_CAP = 2_000  # how much of a malformed call is kept for the transcript
 _DECODER = json.JSONDecoder()
