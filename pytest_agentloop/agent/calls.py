@@ -2,8 +2,8 @@
 
 Native calls (the runtime parsed them into `tool_calls`) come first. When there are none, calls are
 recovered from the text: `<tool_call>{...}</tool_call>` tags (or LM Studio's `[TOOL_REQUEST]` ones),
-```json fences, then bare JSON objects shaped like a call. Every failure is sub-typed (bad_json, unknown_tool, bad_arguments, truncated), so
-"cannot format" can be told apart from "cannot code".
+```json fences, then bare JSON objects shaped like a call. Every failure is sub-typed (bad_json,
+unknown_tool, bad_arguments, truncated), so "cannot format" can be told apart from "cannot code".
 """
 
 from __future__ import annotations
