@@ -107,3 +107,17 @@ def test_probe_cells_double_the_largest_budget(tmp_path: Path) -> None:
     assert (tokens.id, tokens.settings.tokens, tokens.settings.turns) == ("tokens=x2", 10000, None)
     assert probe_cells(CellSettings(turns=50), canaries)[0].settings.turns == 100
     assert probe_cells(CellSettings(), []) == []
+
+
+def test_shipped_embedded_sweep_is_one_factor_per_cell() -> None:
+    """examples/embedded-ofat.toml (the README's sweep) loads and expands to the four cells it promises."""
+    from pytest_agentloop.config import build_settings, find_config_table
+
+    example = Path(__file__).parents[1] / "examples" / "embedded-ofat.toml"
+    table, source = find_config_table(example.parent, example)
+    settings = build_settings(table, source, {})
+    (model,) = settings.models
+    cells = expand(model, load_matrix(settings.matrix))
+    assert [c.id for c in cells] == ["baseline", "tool_mode=native", "turns=12", "tokens=10000"]
+    assert (cells[0].settings.turns, cells[0].settings.tokens) == (6, 5000)
+    assert settings.repeat == 3 and settings.prices == {"local": {"hourly": 0.3}}
