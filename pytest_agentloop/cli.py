@@ -1,6 +1,6 @@
 """The `agentloop` console script: look at results after the run, from a results file or the store.
 
-    agentloop report SOURCE [--run ID] [--html PATH] [--cards DIR]   rebuild summary, HTML, cards
+    agentloop report SOURCE... [--html PATH] [--cards DIR]           rebuild summary, HTML, cards
     agentloop compare A B                                              two runs side by side
     agentloop compare SOURCE --models M1 M2                            two models of one run
     agentloop history MODEL --store URL                                a model's pass rate over time
@@ -28,7 +28,7 @@ class CliError(Exception):
 
 
 class _Out:
-    """Just enough of pytest's terminal reporter for `report.terminal.write_summary`."""
+    """Just enough of pytest's terminal reporter for the summary and decide writers."""
 
     def write_sep(self, sep: str, title: str) -> None:
         print(f" {title} ".center(100, sep))
@@ -71,27 +71,39 @@ def load(source: str) -> tuple[str, list[Attempt]]:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from pytest_agentloop.report.decide import write_decide
     from pytest_agentloop.report.terminal import write_summary
-    from pytest_agentloop.results import Results
 
     loaded = [load(source) for source in args.sources]
     label = " + ".join(name for name, _ in loaded)
     attempts = [attempt for _, part in loaded for attempt in part]
-    results = Results({"source": label})
-    results.attempts = attempts
-    write_summary(_Out(), results)
+    prices = _prices(args.config, attempts)
+    write_summary(_Out(), attempts, None)
+    write_decide(_Out(), attempts, prices)
     if args.html:
         from pytest_agentloop.report.html import STYLE, summary_html
 
         page = f"<!doctype html><meta charset=utf-8><title>agentloop {label}</title>{STYLE}"
-        args.html.write_text(page + summary_html(attempts, {}, {}), encoding="utf-8")
+        args.html.write_text(page + summary_html(attempts, prices, {}), encoding="utf-8")
         print(f"html: {args.html}")
     if args.cards:
         from pytest_agentloop.report.card import write_cards
 
-        for path in write_cards(args.cards, attempts, {}, {}):
+        for path in write_cards(args.cards, attempts, {}, prices):
             print(f"card: {path}")
     return 0
+
+
+def _prices(config: Path | None, attempts: Sequence[Attempt]) -> dict[str, Any]:
+    """The run's prices, from the settings file the run used (cost per pass needs them after the fact)."""
+    from pytest_agentloop.config import ConfigError, find_config_table
+    from pytest_agentloop.tuning import TuningError, prices_from_settings
+
+    try:
+        table, _ = find_config_table(Path.cwd(), config)
+        return prices_from_settings(table.get("prices", {}), sorted({a.model for a in attempts}))
+    except (ConfigError, TuningError) as exc:
+        raise CliError(str(exc)) from None
 
 
 def pooled(attempts: Sequence[Attempt]) -> tuple[int, int]:
@@ -181,6 +193,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--html", type=Path, help="write a standalone HTML verdict here")
     report.add_argument("--cards", type=Path, help="write one finding card per model into this folder")
+    report.add_argument(
+        "--config",
+        type=Path,
+        help="settings file whose [prices] give cost per pass (default: agentloop.toml or "
+        "[tool.agentloop] of pyproject.toml here)",
+    )
     report.set_defaults(run=cmd_report)
     compare = commands.add_parser("compare", help="two runs, or two models of one run, side by side")
     compare.add_argument("sources", nargs="+", help="A B (results files or store URL#RUN_ID), or one source")

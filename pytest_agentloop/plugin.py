@@ -302,9 +302,11 @@ class RunReporter:
             return
         from pytest_agentloop.report.decide import write_decide
         from pytest_agentloop.report.terminal import write_summary
+        from pytest_agentloop.store import run_attempts
 
-        write_summary(terminalreporter, self.results)
-        write_decide(terminalreporter, self.results.attempts, self._prices())
+        attempts = run_attempts(self.config)  # a resumed run's verdict covers its earlier sessions too
+        write_summary(terminalreporter, attempts, self.results.path)
+        write_decide(terminalreporter, attempts, self._prices())
         for path in self.cards:
             terminalreporter.write_line(f"card: {path}")
 
@@ -331,11 +333,13 @@ class RunReporter:
         if directory is None or self.is_worker or self.results is None or not self.results.attempts:
             return
         from pytest_agentloop.report.card import host_fingerprint, write_cards
+        from pytest_agentloop.store import run_attempts
 
         def amend(model: str, lines: list[str], attempts: list[Any]) -> None:
             self.config.hook.pytest_agentloop_card(model=model, lines=lines, attempts=attempts)
 
-        self.cards = write_cards(directory, self.results.attempts, host_fingerprint(), self._prices(), amend)
+        attempts = run_attempts(self.config)
+        self.cards = write_cards(directory, attempts, host_fingerprint(), self._prices(), amend)
 
     def _gate_lines(self, terminalreporter: Any) -> None:
         """The smoke gates this run ran (read from the run-shared directory the workers wrote to)."""

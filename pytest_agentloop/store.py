@@ -562,7 +562,11 @@ class StoreRecorder:
             terminalreporter.write_line(f"probe: {note}")
         for regression in self.regressions:
             terminalreporter.write_line(f"REGRESSION {regression.describe()}", red=True)
-        self.store.close()
+
+    def pytest_unconfigure(self) -> None:
+        """Closed last: the summary, the decide view and the HTML verdict all read the run from it."""
+        if not self.is_worker:
+            self.store.close()
 
     @property
     def url(self) -> str:

@@ -93,3 +93,24 @@ def test_report_merges_one_results_file_per_host(tmp_path: Path, capsys: pytest.
     out = capsys.readouterr().out
     assert "ollama:a" in out and "2/3" in out
     assert "vllm:b" in out and "0/3" in out
+
+
+def test_report_prices_from_the_runs_settings_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Cost per pass after the fact: `--config` names the file whose [prices] the run used."""
+    attempts = runs("PF", model="openai:x", prompt_tokens=500_000, completion_tokens=0)
+    source = results_file(tmp_path / "r.json", attempts)
+    config = tmp_path / "agentloop.toml"
+    config.write_text('[prices."openai:x"]\ninput = 2.0\noutput = 8.0\n')
+    assert main(["report", str(source), "--config", str(config), "--cards", str(tmp_path / "cards")]) == 0
+    assert "$2.0000/pass" in capsys.readouterr().out  # $1 an attempt, 2 attempts, 1 pass
+    assert "- $2.0000 per pass ($2.0000 for 1/2 passes)" in (tmp_path / "cards" / "openai_x.md").read_text()
+
+
+def test_report_with_a_missing_settings_file_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = results_file(tmp_path / "r.json", runs("P"))
+    assert main(["report", str(source), "--config", str(tmp_path / "nope.toml")]) == 2
+    assert "nope.toml: no such config file" in capsys.readouterr().err

@@ -56,6 +56,10 @@ def test_a_killed_run_resumes_where_it_stopped(pytester: pytest.Pytester) -> Non
     assert resumed.ret == pytest.ExitCode.OK
     resumed.assert_outcomes(passed=TOTAL - kept, skipped=kept)
     resumed.stdout.fnmatch_lines([f"*agentloop store: run * (resumed), {TOTAL} attempts in*"])
+    # The verdict covers the whole run, not just the attempts this session ran.
+    resumed.stdout.fnmatch_lines(
+        [f"reference*baseline*tiny*{REPEAT}/{REPEAT}*", f"*tiny2*{REPEAT}/{REPEAT}*"]
+    )
 
     history = open_store(f"sqlite:///{db}")
     (only_run,) = history.runs()

@@ -92,6 +92,14 @@ class ModelDecision:
     cost_per_pass: float | None
 
 
+def below_minimum(attempts: Iterable[Attempt]) -> str | None:
+    """The warning every verdict needs when some model x cell x canary ran fewer than the minimum."""
+    reps = min((len(r) for r in group(scored(attempts), "model", "cell", "canary").values()), default=0)
+    if reps >= MIN_REPETITIONS:
+        return None
+    return f"every verdict here is {BELOW_MINIMUM} (N={reps}): rerun with --repeat={MIN_REPETITIONS}"
+
+
 def summarize(attempts: Iterable[Attempt]) -> list[CellSummary]:
     """One row per (model, cell, canary)."""
     attempts = list(attempts)

@@ -17,12 +17,10 @@ from pytest_agentloop.analysis.cost import Price, cost_rows
 from pytest_agentloop.analysis.diagnosis import (
     BASELINE,
     ceiling_diagnoses,
-    group,
     pooled_ceiling_diagnoses,
     waste_profiles,
 )
-from pytest_agentloop.analysis.stats import BELOW_MINIMUM, MIN_REPETITIONS, scored
-from pytest_agentloop.analysis.verdicts import best_cell, comparisons, decide, tier_rollups
+from pytest_agentloop.analysis.verdicts import below_minimum, best_cell, comparisons, decide, tier_rollups
 from pytest_agentloop.records import Attempt
 
 TIER_HEADER = ("cell", "tier", "pass/N", "pass^3")
@@ -55,14 +53,6 @@ def model_fingerprint(attempts: Iterable[Attempt]) -> dict[str, Any]:
         for key, value in info.items()
         if isinstance(value, str | int | float) and value != ""
     }
-
-
-def below_minimum(attempts: Iterable[Attempt]) -> str | None:
-    """The warning every verdict needs when some cell x canary ran fewer than the minimum repetitions."""
-    reps = min((len(r) for r in group(scored(attempts), "model", "cell", "canary").values()), default=0)
-    if reps >= MIN_REPETITIONS:
-        return None
-    return f"every verdict here is {BELOW_MINIMUM} (N={reps}): rerun with --repeat={MIN_REPETITIONS}"
 
 
 def render_card(

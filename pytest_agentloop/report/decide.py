@@ -14,7 +14,6 @@ from typing import Any
 from pytest_agentloop.analysis.cost import Price
 from pytest_agentloop.analysis.verdicts import cell_rollups, decide
 from pytest_agentloop.records import Attempt
-from pytest_agentloop.report.card import below_minimum
 
 
 def format_cost(cost_per_pass: float | None) -> str:
@@ -36,14 +35,10 @@ def decide_lines(attempts: Iterable[Attempt], prices: Mapping[str, Price]) -> li
             (f"{rank}.", decision.model, decision.cell, rate, format_cost(decision.cost_per_pass), verdict)
         )
     widths = [max(len(row[i]) for row in rows) for i in range(5)] if rows else []
-    lines = [
+    return [
         "  ".join(cell.ljust(w) for cell, w in zip(row[:5], widths, strict=True)) + "  " + row[5]
         for row in rows
     ]
-    warning = below_minimum(attempts)
-    if rows and warning:
-        lines.append(warning)
-    return lines
 
 
 def write_decide(terminalreporter: Any, attempts: Iterable[Attempt], prices: Mapping[str, Price]) -> None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from pytest_agentloop.results import Results
-
-MIN_REPETITIONS = 3
+from pytest_agentloop.records import Attempt
 
 COLUMNS = (
     ("model", "<"),
@@ -59,26 +58,24 @@ def format_table(rows: Sequence[tuple[str, ...]]) -> list[str]:
     return [line(headers), *(line(cells) for cells in rows)]
 
 
-def write_summary(terminalreporter: Any, results: Results) -> None:
+def write_summary(terminalreporter: Any, attempts: Sequence[Attempt], results_path: Path | None) -> None:
+    """The table, the repetitions note, the diagnoses, and where the results file went."""
     from pytest_agentloop.analysis.diagnosis import BASELINE, pooled_ceiling_diagnoses
-    from pytest_agentloop.analysis.verdicts import summarize
+    from pytest_agentloop.analysis.verdicts import below_minimum, summarize
 
-    summaries = summarize(results.attempts)
+    summaries = summarize(attempts)
     terminalreporter.write_sep("=", "agentloop summary")
     for text in format_table([_row(summary) for summary in summaries]):
         terminalreporter.write_line(text)
-    repeats = max((attempt.repetition for attempt in results.attempts), default=0)
-    if repeats < MIN_REPETITIONS:
-        terminalreporter.write_line(
-            f"note: {repeats} repetition(s) per cell is below the methodology's minimum of "
-            f"{MIN_REPETITIONS}; single runs lie (use --repeat={MIN_REPETITIONS})."
-        )
-    for diagnosis in pooled_ceiling_diagnoses(results.attempts):
+    warning = below_minimum(attempts)
+    if warning:
+        terminalreporter.write_line(f"note: {warning}; single runs lie.")
+    for diagnosis in pooled_ceiling_diagnoses(attempts):
         terminalreporter.write_line(f"{diagnosis.model} · {BASELINE} · {diagnosis.canary}: {diagnosis.text}")
     for summary in summaries:
         if summary.diagnosis:
             terminalreporter.write_line(
                 f"{summary.model} · {summary.cell} · {summary.canary}: {summary.diagnosis}"
             )
-    if results.path is not None:
-        terminalreporter.write_line(f"results: {results.path}")
+    if results_path is not None:
+        terminalreporter.write_line(f"results: {results_path}")
