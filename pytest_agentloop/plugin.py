@@ -311,13 +311,9 @@ class RunReporter:
             terminalreporter.write_line(f"card: {path}")
 
     def _prices(self) -> Any:
-        from pytest_agentloop.tuning import TuningError, prices_from_settings
+        from pytest_agentloop.report.outputs import run_prices
 
-        settings = _settings(self.config)
-        try:
-            return prices_from_settings(settings.prices, settings.models)
-        except TuningError as exc:
-            raise pytest.UsageError(f"agentloop: {exc}") from None
+        return run_prices(self.config)
 
     def _tuning_notes(self, terminalreporter: Any) -> None:
         """What --agent-combine / --agent-diagnose made of their results file (also under --collect-only)."""

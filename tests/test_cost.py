@@ -55,3 +55,13 @@ def test_a_price_is_per_token_or_hourly() -> None:
         Price(input=1.0, hourly=2.0)
     with pytest.raises(ValidationError, match="either input/output"):
         Price()
+
+
+def test_every_report_reads_local_prices_the_same_way(pytester: pytest.Pytester) -> None:
+    """[prices.local] covers each local model for the HTML verdict and the gates too (it once reached only
+    the terminal and the cards, so the HTML said "no price")."""
+    from pytest_agentloop.report.outputs import run_prices
+
+    pytester.makefile(".toml", agentloop='models = ["ollama:a", "openai:b"]\n[prices.local]\nhourly = 0.3\n')
+    config = pytester.parseconfigure()
+    assert run_prices(config) == {"ollama:a": Price(hourly=0.3)}

@@ -11,16 +11,20 @@ from typing import Any
 import pytest
 
 
-def _prices(config: pytest.Config) -> dict[str, Any]:
-    """Per-model prices from the settings ([prices."MODEL"]), validated."""
-    from pytest_agentloop.analysis.cost import Price
-    from pytest_agentloop.plugin import _settings
+def run_prices(config: pytest.Config) -> dict[str, Any]:
+    """The run's prices: each `[prices."MODEL"]`, and `[prices.local]` for every local model without one.
 
-    raw = _settings(config).prices
+    One reading for every consumer (summary, cards, HTML, gates), so cost per pass never differs
+    between them.
+    """
+    from pytest_agentloop.plugin import _settings
+    from pytest_agentloop.tuning import TuningError, prices_from_settings
+
+    settings = _settings(config)
     try:
-        return {model: Price.model_validate(price) for model, price in raw.items()}
-    except ValueError as exc:
-        raise pytest.UsageError(f"agentloop: [prices] {exc}") from None
+        return prices_from_settings(settings.prices, settings.models)
+    except TuningError as exc:
+        raise pytest.UsageError(f"agentloop: {exc}") from None
 
 
 def register_outputs(config: pytest.Config) -> None:
@@ -42,7 +46,9 @@ def register_outputs(config: pytest.Config) -> None:
         from pytest_agentloop.store import run_attempts
 
         gates = parse_gates(opt.agent_gates)
-        manager.register(GatePlugin(gates, lambda: run_attempts(config), _prices(config)), "agentloop-gates")
+        manager.register(
+            GatePlugin(gates, lambda: run_attempts(config), run_prices(config)), "agentloop-gates"
+        )
     if (
         manager.hasplugin("html")
         and config.getoption("htmlpath", None)
@@ -50,4 +56,4 @@ def register_outputs(config: pytest.Config) -> None:
     ):
         from pytest_agentloop.report.html import HtmlReport
 
-        manager.register(HtmlReport(config, _prices(config)), "agentloop-html")
+        manager.register(HtmlReport(config, run_prices(config)), "agentloop-html")
