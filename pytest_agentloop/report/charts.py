@@ -66,7 +66,7 @@ def waste_chart(profiles: Sequence[WasteProfile]) -> str:
         for kind, _ in WASTE_KINDS:
             own[kind] += getattr(profile, kind) or 0
     models = sorted(totals)
-    figure = Figure(figsize=(WIDTH_INCHES, 1.4 + ROW_INCHES * max(len(models), 1)))
+    figure = Figure(figsize=(WIDTH_INCHES, 1.7 + ROW_INCHES * max(len(models), 1)), layout="constrained")
     axes = figure.add_subplot()
     left = [0.0] * len(models)
     for kind, colour in WASTE_KINDS:
@@ -82,6 +82,7 @@ def waste_chart(profiles: Sequence[WasteProfile]) -> str:
     axes.set_xticks([0, 0.25, 0.5, 0.75, 1.0], ["0%", "25%", "50%", "75%", "100%"])
     axes.set_xlabel("share of turns wasted")
     axes.set_title("Wasted-turn profile per model", loc="left", fontsize=11)
-    axes.legend(loc="lower right", fontsize=8, frameon=False, ncols=len(WASTE_KINDS))
+    # Below the axes, never over a bar: one model's row fills the whole plot height.
+    figure.legend(loc="outside lower left", fontsize=8, frameon=False, ncols=len(WASTE_KINDS))
     axes.grid(axis="x", alpha=0.3)
     return _svg(figure)
