@@ -120,23 +120,50 @@ def _rate(attempts: Sequence[Attempt]) -> str:
     return f"{passes}/{n} [{low:.2f}, {high:.2f}]"
 
 
-def compare_lines(left: tuple[str, list[Attempt]], right: tuple[str, list[Attempt]]) -> list[str]:
-    """Per canary side by side, then the paired verdict over all shared canaries."""
-    (left_label, a), (right_label, b) = left, right
+def compare_lines(
+    left: tuple[str, list[Attempt]], right: tuple[str, list[Attempt]], cell: str = "baseline"
+) -> list[str]:
+    """One cell of each side, per canary side by side, then the paired verdict over the shared canaries.
+
+    Pairs are only meaningful within one cell: mixing cells would pair a baseline run with a probe.
+    """
+    (left_label, everything_a), (right_label, everything_b) = left, right
+    a, b = _cell_of(cell, left_label, everything_a), _cell_of(cell, right_label, everything_b)
     canaries = sorted({x.canary for x in a} | {x.canary for x in b})
     width = max([len("canary"), *map(len, canaries)])
     lines = [
         f"A: {left_label}",
         f"B: {right_label}",
+        f"cell: {cell}" + _settings_change(a[0].cell_config, b[0].cell_config),
         f"{'canary':<{width}}  {'A pass/N [95% CI]':<22}  B pass/N [95% CI]",
     ]
     for canary in canaries:
         mine, theirs = [x for x in a if x.canary == canary], [x for x in b if x.canary == canary]
         lines.append(f"{canary:<{width}}  {_rate(mine):<22}  {_rate(theirs)}")
     lines.append(f"{'all':<{width}}  {_rate(a):<22}  {_rate(b)}")
-    comparison = compare_attempts(a, b, "B")
+    comparison = compare_attempts(a, b, "B", against="A")
     lines.append(f"B vs A (paired on canary × repetition): {comparison.verdict}; {comparison.text}")
     return lines
+
+
+def _cell_of(cell: str, label: str, attempts: list[Attempt]) -> list[Attempt]:
+    own = [a for a in attempts if a.cell == cell]
+    if not own:
+        cells = ", ".join(sorted({a.cell for a in attempts})) or "none"
+        raise CliError(
+            f"{label} has no attempt in cell {cell!r}; its cells: {cells} (choose one with --cell)"
+        )
+    return own
+
+
+def _settings_change(a: dict[str, Any], b: dict[str, Any]) -> str:
+    """`` (settings differ: turns 6 -> 12)`` when the same cell id ran with other settings."""
+    changed = [
+        f"{key} {a.get(key)} -> {b.get(key)}"
+        for key in sorted(a.keys() | b.keys())
+        if a.get(key) != b.get(key)
+    ]
+    return f" (settings differ: {', '.join(changed)})" if changed else " (same settings)"
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -150,7 +177,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         sides = [load(source) for source in args.sources]
     else:
         raise CliError("compare needs two sources (A B), or one source and --models M1 M2")
-    print("\n".join(compare_lines(sides[0], sides[1])))
+    print("\n".join(compare_lines(sides[0], sides[1], args.cell)))
     return 0
 
 
@@ -203,6 +230,9 @@ def _parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="two runs, or two models of one run, side by side")
     compare.add_argument("sources", nargs="+", help="A B (results files or store URL#RUN_ID), or one source")
     compare.add_argument("--models", nargs=2, metavar=("M1", "M2"), help="compare two models of one source")
+    compare.add_argument(
+        "--cell", default="baseline", help="the cell compared on both sides (default: baseline)"
+    )
     compare.set_defaults(run=cmd_compare)
     history = commands.add_parser("history", help="a model's pass rate run by run")
     history.add_argument("model", help="model spec as run, e.g. ollama:qwen3:30b")

@@ -30,10 +30,29 @@ def test_compare_two_runs_side_by_side(tmp_path: Path, capsys: pytest.CaptureFix
     b = results_file(tmp_path / "b.json", runs("FFF", canary="x") + runs("PFF", canary="y"))
     assert main(["compare", str(a), str(b)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[2].split() == ["canary", "A", "pass/N", "[95%", "CI]", "B", "pass/N", "[95%", "CI]"]
-    assert out[3].startswith("x ") and "3/3 [0.44, 1.00]" in out[3] and "0/3 [0.00, 0.56]" in out[3]
-    assert out[5].startswith("all ") and "5/6" in out[5] and "1/6" in out[5]
-    assert out[6].startswith("B vs A (paired on canary × repetition): ")
+    assert out[2] == "cell: baseline (same settings)"
+    assert out[3].split() == ["canary", "A", "pass/N", "[95%", "CI]", "B", "pass/N", "[95%", "CI]"]
+    assert out[4].startswith("x ") and "3/3 [0.44, 1.00]" in out[4] and "0/3 [0.00, 0.56]" in out[4]
+    assert out[6].startswith("all ") and "5/6" in out[6] and "1/6" in out[6]
+    assert out[7].startswith("B vs A (paired on canary × repetition): ")
+    assert "B 1/6 vs A 5/6" in out[7]
+
+
+def test_compare_pairs_within_one_cell_and_names_what_changed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only the chosen cell is paired (a probe must not pair with a baseline run), and a cell id that ran
+    with other settings on the two sides says so: the comparison is then of two configs."""
+    a = runs("FFF", cell_config={"turns": 6}) + runs("PPP", cell="turns=12", cell_config={"turns": 12})
+    b = runs("FFP", cell_config={"turns": 12})
+    a_file, b_file = results_file(tmp_path / "a.json", a), results_file(tmp_path / "b.json", b)
+    assert main(["compare", str(a_file), str(b_file)]) == 0
+    out = capsys.readouterr().out
+    assert "cell: baseline (settings differ: turns 6 -> 12)" in out and "B 1/3 vs A 0/3" in out
+    assert main(["compare", str(a_file), str(b_file), "--cell", "turns=12"]) == 2
+    assert "has no attempt in cell 'turns=12'; its cells: baseline (choose one with --cell)" in (
+        capsys.readouterr().err
+    )
 
 
 def test_compare_two_models_of_one_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

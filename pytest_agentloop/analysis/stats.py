@@ -134,7 +134,11 @@ def pair_runs(baseline: Sequence[Attempt], cell: Sequence[Attempt]) -> tuple[lis
 
 
 def compare(
-    pairs: Sequence[tuple[bool, bool]], repetitions: int, label: str = "cell", alpha: float = ALPHA
+    pairs: Sequence[tuple[bool, bool]],
+    repetitions: int,
+    label: str = "cell",
+    alpha: float = ALPHA,
+    against: str = "baseline",
 ) -> Comparison:
     """Exact McNemar for the verdict, a seeded paired bootstrap for the interval of the difference."""
     n = len(pairs)
@@ -148,7 +152,7 @@ def compare(
         verdict = "better" if delta > 0 else "worse"
     base_passes, cell_passes = sum(b for b, _ in pairs), sum(c for _, c in pairs)
     text = (
-        f"{label} {cell_passes}/{n} vs baseline {base_passes}/{n}: {verdict} "
+        f"{label} {cell_passes}/{n} vs {against} {base_passes}/{n}: {verdict} "
         f"(delta {delta:+.2f}, 95% CI [{ci_low:+.2f}, {ci_high:+.2f}], "
         f"McNemar p={p_value:.3g} on {base_only + cell_only} discordant pairs)"
     )
@@ -168,10 +172,12 @@ def compare(
     )
 
 
-def compare_attempts(baseline: Sequence[Attempt], cell: Sequence[Attempt], label: str = "cell") -> Comparison:
+def compare_attempts(
+    baseline: Sequence[Attempt], cell: Sequence[Attempt], label: str = "cell", against: str = "baseline"
+) -> Comparison:
     """`compare` on two attempt sets of one model, paired on the canaries both ran."""
     pairs, reps = pair_runs(baseline, cell)
-    return compare(pairs, reps, label)
+    return compare(pairs, reps, label, against=against)
 
 
 def min_discordant(alpha: float = ALPHA) -> int:
