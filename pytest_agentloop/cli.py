@@ -64,7 +64,7 @@ def load(source: str) -> tuple[str, list[Attempt]]:
     from pytest_agentloop.results import load_results
 
     try:
-        run, attempts = load_results(Path(source))
+        run, attempts = load_results(Path(source), transcripts=True)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     return f"{source} ({run.get('started', '?')})", attempts

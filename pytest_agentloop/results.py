@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from pytest_agentloop import __version__
-from pytest_agentloop.records import RESULTS_SCHEMA, Attempt
+from pytest_agentloop.records import RESULTS_SCHEMA, Attempt, Transcript
+
+_TRANSCRIPT_KEY = ("canary", "model", "cell", "repetition")  # one attempt of a run
 
 
 def harness_commit() -> str | None:
@@ -62,7 +64,7 @@ class Results:
     @property
     def transcripts_path(self) -> Path:
         assert self.path is not None
-        return self.path.with_name(self.path.stem + ".transcripts.jsonl")
+        return transcripts_beside(self.path)
 
     def add(self, attempt: Attempt) -> None:
         self.attempts.append(attempt)
@@ -93,18 +95,44 @@ class Results:
     def _append_transcript(self, attempt: Attempt) -> None:
         if attempt.transcript is None:
             return
-        key = {k: getattr(attempt, k) for k in ("canary", "model", "cell", "repetition")}
+        key = {k: getattr(attempt, k) for k in _TRANSCRIPT_KEY}
         line = json.dumps({**key, "transcript": attempt.transcript.model_dump(mode="json")})
         with self.transcripts_path.open("a", encoding="utf-8") as handle:
             handle.write(line + "\n")
 
 
-def load_results(path: Path) -> tuple[dict[str, Any], list[Attempt]]:
-    """Read a results file back (for re-analysis, reports, the combined cell)."""
+def transcripts_beside(results_path: Path) -> Path:
+    """`results.json` -> `results.transcripts.jsonl`, where the run appended each attempt's transcript."""
+    return results_path.with_name(results_path.stem + ".transcripts.jsonl")
+
+
+def load_results(path: Path, *, transcripts: bool = False) -> tuple[dict[str, Any], list[Attempt]]:
+    """Read a results file back (for re-analysis, reports, the combined cell).
+
+    With `transcripts`, each attempt gets its transcript from the file beside it when there is one:
+    the wasted-turn profile (no-op edits, prose turns) needs them; the combined cell does not.
+    """
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: not a readable results file ({exc})") from None
     if data.get("schema") != RESULTS_SCHEMA:
         raise ValueError(f"{path}: schema {data.get('schema')!r} is not {RESULTS_SCHEMA!r}")
-    return data.get("run", {}), [Attempt.from_record(row) for row in data.get("attempts", [])]
+    attempts = [Attempt.from_record(row) for row in data.get("attempts", [])]
+    beside = transcripts_beside(path)
+    if transcripts and beside.is_file():
+        attempts = _with_transcripts(attempts, beside)
+    return data.get("run", {}), attempts
+
+
+def _with_transcripts(attempts: list[Attempt], path: Path) -> list[Attempt]:
+    found: dict[tuple[Any, ...], Transcript] = {}
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            row = json.loads(line)
+            key = tuple(row[k] for k in _TRANSCRIPT_KEY)
+            found[key] = Transcript.model_validate(row["transcript"])
+    return [
+        a.model_copy(update={"transcript": found.get(tuple(getattr(a, k) for k in _TRANSCRIPT_KEY))})
+        for a in attempts
+    ]

@@ -8,6 +8,7 @@ from xml.etree import ElementTree
 
 import pytest
 
+from pytest_agentloop.results import load_results
 from tests.support.tiny_canary import write_tiny_canary
 
 pytestmark = pytest.mark.usefixtures("tiny")
@@ -109,6 +110,10 @@ def test_results_file_follows_the_schema(pytester: pytest.Pytester) -> None:
     assert all(summary_keys <= row.keys() for row in data["summary"])
     transcripts = (pytester.path / "out" / "r.transcripts.jsonl").read_text().splitlines()
     assert len(transcripts) == 2
+    # Read back for `agentloop report`, each attempt gets its own transcript again.
+    _, loaded = load_results(pytester.path / "out" / "r.json", transcripts=True)
+    assert all(a.transcript is not None for a in loaded)
+    assert [a.transcript for a in load_results(pytester.path / "out" / "r.json")[1]] == [None, None]
 
 
 def test_terminal_summary_shows_pass_rate_with_interval(pytester: pytest.Pytester) -> None:
