@@ -13,6 +13,7 @@ URL may end in `#RUN_ID` to pick a run (default: the latest).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -257,6 +258,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"agentloop {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `agentloop report ... | head`: the reader left, which is no error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -104,6 +104,20 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
     assert missing.stderr.count("\n") == 1 and "not a readable results file" in missing.stderr
 
 
+def test_a_reader_that_leaves_early_is_no_error(tmp_path: Path) -> None:
+    """`agentloop report ... | head` may close the pipe before the report is written: exit 0, no traceback."""
+    results = results_file(tmp_path / "r.json", runs("PPF"))
+    report = subprocess.Popen(
+        [sys.executable, "-m", "pytest_agentloop.cli", "report", str(results)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert report.stdout is not None and report.stderr is not None
+    report.stdout.close()  # before the interpreter has even started: every write meets a closed pipe
+    assert report.wait(timeout=60) == 0
+    assert b"Traceback" not in report.stderr.read()
+
+
 def test_report_merges_one_results_file_per_host(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A CI matrix with one job per GPU host writes one file each; `report a.json b.json` merges them."""
     a = results_file(tmp_path / "a.json", runs("PPF", model="ollama:a"))

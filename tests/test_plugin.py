@@ -118,7 +118,13 @@ def test_results_file_follows_the_schema(pytester: pytest.Pytester) -> None:
 
 def test_terminal_summary_shows_pass_rate_with_interval(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--agent-model=reference", "--repeat=3")
-    result.stdout.fnmatch_lines(["*agentloop summary*", "*reference*baseline*tiny*3/3*[[]0.44, 1.00[]]*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*agentloop summary*",
+            "*pass^3*text/att*",
+            "*reference*baseline*tiny*3/3*[[]0.44, 1.00[]]*100%*5.0*",
+        ]
+    )
 
 
 def test_below_three_repetitions_is_flagged(pytester: pytest.Pytester) -> None:
