@@ -39,7 +39,15 @@ class CanaryFile(pytest.File):
                 for repetition in range(1, runner.settings.repeat + 1):
                     name = f"{canary.id}[{model.label}-{cell.id}-r{repetition}]"
                     yield CanaryItem.from_parent(
-                        self, name=name, canary=canary, model=model, cell=cell, repetition=repetition
+                        self,
+                        name=name,
+                        # Spelled out so pytest >= 9.2 parses the brackets as parameters, as it
+                        # does for the ids `--lf` stored; from the name alone they stay part of it.
+                        nodeid=f"{self.nodeid}::{name}",
+                        canary=canary,
+                        model=model,
+                        cell=cell,
+                        repetition=repetition,
                     )
 
     def repr_failure(self, excinfo: ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
