@@ -7,7 +7,7 @@ from pathlib import Path
 from _attempts import runs
 
 from pytest_agentloop.analysis.cost import Price
-from pytest_agentloop.analysis.verdicts import cell_rollups, decide, summarize, tier_rollups
+from pytest_agentloop.analysis.verdicts import below_minimum, cell_rollups, decide, summarize, tier_rollups
 from pytest_agentloop.records import Limit
 from pytest_agentloop.report.card import render_card, write_cards
 
@@ -58,3 +58,18 @@ def test_card_shows_decision_ceiling_cost_and_dead_end(tmp_path: Path) -> None:
     assert 'no price configured for ollama:dead: add [prices."ollama:dead"]' in dead
     paths = write_cards(tmp_path / "cards", attempts, {}, PRICES)
     assert [p.name for p in paths] == ["ollama_dead.md", "ollama_good.md"]
+
+
+def test_below_minimum_names_the_cells_that_fell_short() -> None:
+    full = runs("FFF", canary="x") + runs("FFF", canary="y")
+    gated = runs("N", cell="tool_mode=native", canary="x")  # a failed smoke gate stopped this cell
+    assert below_minimum(full) is None
+    assert below_minimum(runs("F", canary="x")) == (
+        "every verdict here is below the methodology's minimum of N=3 (N=1): rerun with --repeat=3"
+    )
+    assert below_minimum(full + gated) == (
+        "tool_mode=native (N=1): below the methodology's minimum of N=3, so those verdicts are no "
+        "evidence yet; run them to N=3"
+    )
+    other = runs("FF", model="vllm:b", canary="x") + runs("FFF", model="vllm:b", canary="y")
+    assert below_minimum(full + other).startswith("vllm:b · baseline (N=2): ")  # type: ignore[union-attr]

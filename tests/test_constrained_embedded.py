@@ -38,7 +38,7 @@ def test_constrained_calls_tools_where_native_is_a_dead_end(pytester: pytest.Pyt
     assert attempts["baseline"]["tool_calls"] == 0, attempts["baseline"]
     assert attempts["tool_mode=constrained"]["tool_calls"] >= 1, attempts["tool_mode=constrained"]
     card = (pytester.path / "cards" / "embedded_smollm2-135m.md").read_text()
-    assert "- baseline: dead end: zero tool calls in native mode over 1 attempts" in card
+    assert "- baseline: dead end: zero tool calls in native mode over 1 attempt;" in card
     assert "tool_mode=constrained: dead end" not in card
     assert "- quantization: " in card and "- sha256: " in card  # the runtime fingerprint
     assert "below the methodology's minimum of N=3 (N=1)" in card

@@ -228,9 +228,8 @@ class WasteProfile:
     def findings(self) -> list[str]:
         notes = []
         if self.dead_end:
-            notes.append(
-                f"dead end: zero tool calls in native mode over {self.attempts} attempts; {TEMPLATE_FIX}"
-            )
+            attempts = f"{self.attempts} attempt" + ("s" if self.attempts != 1 else "")
+            notes.append(f"dead end: zero tool calls in native mode over {attempts}; {TEMPLATE_FIX}")
         if self.parser_mismatch:
             notes.append(
                 f"runtime-parser mismatch: {self.text_calls} calls arrived as text while the runtime "

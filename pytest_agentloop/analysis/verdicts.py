@@ -93,11 +93,27 @@ class ModelDecision:
 
 
 def below_minimum(attempts: Iterable[Attempt]) -> str | None:
-    """The warning every verdict needs when some model x cell x canary ran fewer than the minimum."""
-    reps = min((len(r) for r in group(scored(attempts), "model", "cell", "canary").values()), default=0)
-    if reps >= MIN_REPETITIONS:
+    """The warning a verdict needs when its model x cell x canary ran fewer than the minimum.
+
+    Names the cells when only some fell short (a failed smoke gate stops a cell at its one gate
+    attempt): "every verdict" would then be false, and --repeat=3 would not be the fix.
+    """
+    reps = {key: len(r) for key, r in group(scored(attempts), "model", "cell", "canary").items()}
+    short = {key: n for key, n in reps.items() if n < MIN_REPETITIONS}
+    if not short:
         return None
-    return f"every verdict here is {BELOW_MINIMUM} (N={reps}): rerun with --repeat={MIN_REPETITIONS}"
+    if len(short) == len(reps):
+        fewest = min(short.values())
+        return f"every verdict here is {BELOW_MINIMUM} (N={fewest}): rerun with --repeat={MIN_REPETITIONS}"
+    cells: dict[tuple[str, str], int] = {}
+    for (model, cell, _), n in short.items():
+        cells[model, cell] = min(n, cells.get((model, cell), n))
+    several_models = len({model for model, _, _ in reps}) > 1
+    names = ", ".join(
+        f"{model} · {cell} (N={n})" if several_models else f"{cell} (N={n})"
+        for (model, cell), n in sorted(cells.items())
+    )
+    return f"{names}: {BELOW_MINIMUM}, so those verdicts are no evidence yet; run them to N={MIN_REPETITIONS}"
 
 
 def summarize(attempts: Iterable[Attempt]) -> list[CellSummary]:
