@@ -9,7 +9,7 @@ parses them: the attempt record carries its own identity.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
@@ -21,6 +21,12 @@ if TYPE_CHECKING:
     from _pytest._code.code import ExceptionInfo, TerminalRepr
 
     from pytest_agentloop.runner import ModelRun
+
+
+def skip_attempt(reason: str) -> NoReturn:
+    """Skip the running canary item, reported at the canary (`-rs` groups skips per canary file),
+    not at the plugin line that decided it, as a skip mark would be."""
+    raise pytest.skip.Exception(reason, _use_item_location=True)
 
 
 class CanaryFile(pytest.File):
@@ -90,7 +96,8 @@ class CanaryItem(pytest.Item):
         return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
-        return self.path, None, f"canary {self.canary.id} · {self.model.spec.raw} · {self.cell.id}"
+        # Line 0 (shown as :1, the canary file's top): skips reported at the item need a line.
+        return self.path, 0, f"canary {self.canary.id} · {self.model.spec.raw} · {self.cell.id}"
 
 
 def describe_failure(attempt: Attempt) -> str:

@@ -19,6 +19,7 @@ from pytest_agentloop.attempt import run_attempt
 from pytest_agentloop.backends.base import Backend, BackendError, ModelSpec
 from pytest_agentloop.cells import BASELINE, Cell
 from pytest_agentloop.config import Settings
+from pytest_agentloop.items import skip_attempt
 from pytest_agentloop.matrix import expand, load_matrix
 from pytest_agentloop.records import Attempt
 from pytest_agentloop.sandbox import SandboxLimits
@@ -119,14 +120,14 @@ class Runner:
         if item.nodeid == smoke.nodeid:
             return attempt
         if not result.ok:
-            pytest.skip(f"agentloop: smoke gate: {result.reason}")
+            skip_attempt(f"agentloop: smoke gate: {result.reason}")
         return self._attempt(item)
 
     def _attempt(self, item: CanaryItem) -> Attempt:
         model = item.model
         refused = self._refused.get(model.spec.raw)
         if refused is not None:
-            pytest.skip(refused)
+            skip_attempt(refused)
         agent, info = self._agent_for(model, item.cell)
         try:
             info = {**info, **self._hold(model)}
@@ -136,7 +137,7 @@ class Runner:
             if not isinstance(exc, ModelWontFit):
                 pytest.exit(f"agentloop: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
             self._refused[model.spec.raw] = f"agentloop: {exc}"
-            pytest.skip(self._refused[model.spec.raw])
+            skip_attempt(self._refused[model.spec.raw])
         return run_attempt(
             item.canary,
             agent,

@@ -487,9 +487,9 @@ class StoreRecorder:
                 item.repetition,
             )
             if key in self._stored_keys():
-                import pytest
+                from pytest_agentloop.items import skip_attempt
 
-                pytest.skip(f"agentloop resume: already stored in run {self.run_id}")
+                skip_attempt(f"agentloop resume: already stored in run {self.run_id}")
         if not model.is_pseudo and model.spec.raw not in self._probed:
             self._probed.add(model.spec.raw)
             item.user_properties.append(("agentloop_probe", self._probe(item, info)))

@@ -52,9 +52,12 @@ def test_a_killed_run_resumes_where_it_stopped(pytester: pytest.Pytester) -> Non
     kept = stored_count(db)
     assert KILL_AFTER <= kept < TOTAL, "the run must be killed halfway"
 
-    resumed = run(pytester, "--agent-model=reference", f"--repeat={REPEAT}", store, "--agent-resume")
+    resumed = run(pytester, "--agent-model=reference", f"--repeat={REPEAT}", store, "--agent-resume", "-rs")
     assert resumed.ret == pytest.ExitCode.OK
     resumed.assert_outcomes(passed=TOTAL - kept, skipped=kept)
+    resumed.stdout.fnmatch_lines(
+        ["SKIPPED [[]*[]] canaries/tiny*/canary.toml:1: agentloop resume: already stored in run *"]
+    )
     resumed.stdout.fnmatch_lines([f"*agentloop store: run * (resumed), {TOTAL} attempts in*"])
     # The verdict covers the whole run, not just the attempts this session ran.
     resumed.stdout.fnmatch_lines(

@@ -40,8 +40,8 @@ def test_no_tool_call_on_smoke_skips_the_rest(pytester: pytest.Pytester) -> None
         [
             "*agentloop smoke gate*",
             "openai:scripted (native): smoke tiny FAIL (no usable tool call*); load -, first reply *s, *",
-            "*SKIPPED*agentloop: smoke gate: no usable tool call on the smoke canary tiny in native mode "
-            "(no_tool_calls)",
+            "SKIPPED [[]1[]] canaries/tiny2/canary.toml:1: agentloop: smoke gate: no usable tool call on the "
+            "smoke canary tiny in native mode (no_tool_calls)",
         ]
     )
     assert [a["canary"] for a in attempts(pytester.path / "r.json")] == ["tiny"]
