@@ -229,7 +229,13 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    from pytest_agentloop.items import CanaryItem
+
     report = yield
+    if isinstance(item, CanaryItem) and report.skipped:
+        # A skipped item has no attempt; its identity still fills the HTML report's columns.
+        identity = {"model": item.model.spec.raw, "cell": item.cell.id, "repetition": item.repetition}
+        report.agentloop_identity = identity
     attempt = getattr(item, "attempt", None)
     if call.when == "call" and attempt is not None:
         # A plain dict: execnet carries it to the xdist controller with the report.

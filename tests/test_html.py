@@ -14,6 +14,7 @@ from pytest_agentloop.records import MalformedCall, ToolCall, ToolResult, Transc
 from pytest_agentloop.report.html import RESULT_LIMIT, transcript_html
 from tests._attempts import attempt
 from tests._runs import IGNORE, run, tiny_suite
+from tests.support.scripted_server import ScriptedServer
 
 
 def embedded_data(page: str) -> dict[str, object]:
@@ -48,6 +49,17 @@ def test_every_item_row_carries_the_sortable_columns(report: str) -> None:
     assert {r["outcome"] for r in rows if r["model"] == "null"} == {"failed"}
     for key in ("model", "cell", "repetition", "outcome", "turns"):
         assert f'<th class="sortable" data-column-type="{key}">' in report
+
+
+def test_a_skipped_item_still_names_its_model_and_cell(pytester: pytest.Pytester) -> None:
+    """The smoke gate skips tiny2: no attempt, yet its row must say which model and cell it was."""
+    tiny_suite(pytester.path)
+    with ScriptedServer("never_calls") as server:
+        result = run(pytester, "--agent-model=openai:scripted", f"--agent-host={server.url}", "--html=r.html")
+    result.assert_outcomes(failed=1, skipped=1)
+    rows = [entry[0] for entry in embedded_data((pytester.path / "r.html").read_text())["tests"].values()]
+    (skipped,) = [r for r in rows if r["result"] == "Skipped"]
+    assert (skipped["model"], skipped["cell"], skipped["repetition"]) == ("openai:scripted", "baseline", "1")
 
 
 def test_every_item_has_its_transcript_as_an_extra(report: str) -> None:

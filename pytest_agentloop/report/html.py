@@ -37,6 +37,8 @@ STYLE = """<style>
 .agentloop .num {text-align: right;}
 .agentloop .flag {color: #b00020; font-weight: bold;}
 .agentloop-transcript pre {white-space: pre-wrap; background: #f7f7f7; padding: 6px; margin: 3px 0;}
+/* A looping model writes 400-character identifiers; unbroken, one widens the whole results table. */
+.agentloop-transcript pre, .logwrapper .log {overflow-wrap: anywhere;}
 .agentloop-transcript .error {background: #fdecea;}
 .agentloop-transcript .note {color: #666; font-style: italic;}
 </style>"""
@@ -235,7 +237,7 @@ class HtmlReport:
         ]
 
     def pytest_html_results_table_row(self, report: Any, cells: list[str]) -> None:
-        record = _record(report) or {}
+        record = _record(report) or getattr(report, "agentloop_identity", {})
         values = [record.get(key, "") for key, _ in COLUMNS]
         cells[2:2] = [
             f'<td class="col-{key}">{escape(str("" if v is None else v))}</td>'
