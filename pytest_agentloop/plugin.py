@@ -299,6 +299,9 @@ class RunReporter:
             self.results = Results(
                 run_info({"models": settings.models, "repeat": settings.repeat}), settings.json_path
             )
+            recorder = self.config.pluginmanager.get_plugin("agentloop-store")
+            if recorder is not None and recorder.resumed:
+                self.results.seed(recorder.run_attempts())
         return self.results
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:

@@ -66,8 +66,14 @@ class Results:
         assert self.path is not None
         return transcripts_beside(self.path)
 
+    def seed(self, earlier: list[Attempt]) -> None:
+        """Start from a resumed run's earlier attempts (the store's), so the file holds the whole run."""
+        self.attempts = list(earlier)
+
     def add(self, attempt: Attempt) -> None:
-        self.attempts.append(attempt)
+        """Append, or replace the attempt with the same identity (one a resumed run seeded)."""
+        key = _identity(attempt)
+        self.attempts = [a for a in self.attempts if _identity(a) != key] + [attempt]
         if self.path is not None:
             self._append_transcript(attempt)
             self.write()
@@ -95,10 +101,14 @@ class Results:
     def _append_transcript(self, attempt: Attempt) -> None:
         if attempt.transcript is None:
             return
-        key = {k: getattr(attempt, k) for k in _TRANSCRIPT_KEY}
+        key = dict(zip(_TRANSCRIPT_KEY, _identity(attempt), strict=True))
         line = json.dumps({**key, "transcript": attempt.transcript.model_dump(mode="json")})
         with self.transcripts_path.open("a", encoding="utf-8") as handle:
             handle.write(line + "\n")
+
+
+def _identity(attempt: Attempt) -> tuple[Any, ...]:
+    return tuple(getattr(attempt, k) for k in _TRANSCRIPT_KEY)
 
 
 def transcripts_beside(results_path: Path) -> Path:
@@ -132,7 +142,4 @@ def _with_transcripts(attempts: list[Attempt], path: Path) -> list[Attempt]:
             row = json.loads(line)
             key = tuple(row[k] for k in _TRANSCRIPT_KEY)
             found[key] = Transcript.model_validate(row["transcript"])
-    return [
-        a.model_copy(update={"transcript": found.get(tuple(getattr(a, k) for k in _TRANSCRIPT_KEY))})
-        for a in attempts
-    ]
+    return [a.model_copy(update={"transcript": found.get(_identity(a))}) for a in attempts]

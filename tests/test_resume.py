@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_agentloop.results import load_results
 from pytest_agentloop.store import open_store
 from tests._runs import IGNORE, run, tiny_suite
 
@@ -52,7 +53,15 @@ def test_a_killed_run_resumes_where_it_stopped(pytester: pytest.Pytester) -> Non
     kept = stored_count(db)
     assert KILL_AFTER <= kept < TOTAL, "the run must be killed halfway"
 
-    resumed = run(pytester, "--agent-model=reference", f"--repeat={REPEAT}", store, "--agent-resume", "-rs")
+    resumed = run(
+        pytester,
+        "--agent-model=reference",
+        f"--repeat={REPEAT}",
+        store,
+        "--agent-resume",
+        "-rs",
+        "--agent-json=r.json",
+    )
     assert resumed.ret == pytest.ExitCode.OK
     resumed.assert_outcomes(passed=TOTAL - kept, skipped=kept)
     resumed.stdout.fnmatch_lines(
@@ -63,6 +72,9 @@ def test_a_killed_run_resumes_where_it_stopped(pytester: pytest.Pytester) -> Non
     resumed.stdout.fnmatch_lines(
         [f"reference*baseline*tiny*{REPEAT}/{REPEAT}*", f"*tiny2*{REPEAT}/{REPEAT}*"]
     )
+
+    _, in_file = load_results(pytester.path / "r.json")  # the results file holds the whole run too
+    assert Counter(a.canary for a in in_file) == {"tiny": REPEAT, "tiny2": REPEAT}
 
     history = open_store(f"sqlite:///{db}")
     (only_run,) = history.runs()
