@@ -143,7 +143,7 @@ def compare_lines(
         lines.append(f"{canary:<{width}}  {_rate(mine):<22}  {_rate(theirs)}")
     lines.append(f"{'all':<{width}}  {_rate(a):<22}  {_rate(b)}")
     comparison = compare_attempts(a, b, "B", against="A")
-    lines.append(f"B vs A (paired on canary × repetition): {comparison.verdict}; {comparison.text}")
+    lines.append(f"B vs A (paired on canary × repetition): {comparison.text}")
     return lines
 
 
