@@ -21,6 +21,13 @@ pytest_plugins = ["pytester"]
 SOLVE = [("calc.py", FILES["solution/calc.py"])]
 
 
+def run_scripted(pytester: pytest.Pytester, server: ScriptedServer) -> pytest.RunResult:
+    """The tiny suite against the scripted model, skips listed, attempts in r.json."""
+    return run(
+        pytester, "-rs", "--agent-model=openai:scripted", f"--agent-host={server.url}", "--agent-json=r.json"
+    )
+
+
 def attempts(path: Path) -> list[dict[str, object]]:
     return list(json.loads(path.read_text())["attempts"])
 
@@ -28,13 +35,7 @@ def attempts(path: Path) -> list[dict[str, object]]:
 def test_no_tool_call_on_smoke_skips_the_rest(pytester: pytest.Pytester) -> None:
     tiny_suite(pytester.path)
     with ScriptedServer("never_calls") as server:
-        result = run(
-            pytester,
-            "-rs",
-            "--agent-model=openai:scripted",
-            f"--agent-host={server.url}",
-            "--agent-json=r.json",
-        )
+        result = run_scripted(pytester, server)
     result.assert_outcomes(failed=1, skipped=1)
     result.stdout.fnmatch_lines(
         [
@@ -97,13 +98,7 @@ def test_each_tool_mode_has_its_own_gate(pytester: pytest.Pytester) -> None:
     tiny_suite(pytester.path)
     pytester.makefile(".toml", agentloop='[matrix.factors]\ntool_mode = ["prompted"]\n')
     with ScriptedServer("text_only_template", edits=SOLVE) as server:
-        result = run(
-            pytester,
-            "-rs",
-            "--agent-model=openai:scripted",
-            f"--agent-host={server.url}",
-            "--agent-json=r.json",
-        )
+        result = run_scripted(pytester, server)
     result.assert_outcomes(passed=2, failed=1, skipped=1)
     result.stdout.fnmatch_lines_random(
         [
