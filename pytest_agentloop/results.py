@@ -21,7 +21,7 @@ from typing import Any
 from pytest_agentloop import __version__
 from pytest_agentloop.records import RESULTS_SCHEMA, Attempt, Transcript
 
-_TRANSCRIPT_KEY = ("canary", "model", "cell", "repetition")  # one attempt of a run
+IDENTITY_FIELDS = ("canary", "model", "cell", "repetition")  # one attempt of a run
 
 
 def harness_commit() -> str | None:
@@ -72,8 +72,8 @@ class Results:
 
     def add(self, attempt: Attempt) -> None:
         """Append, or replace the attempt with the same identity (one a resumed run seeded)."""
-        key = _identity(attempt)
-        self.attempts = [a for a in self.attempts if _identity(a) != key] + [attempt]
+        key = attempt_identity(attempt)
+        self.attempts = [a for a in self.attempts if attempt_identity(a) != key] + [attempt]
         if self.path is not None:
             self._append_transcript(attempt)
             self.write()
@@ -101,14 +101,15 @@ class Results:
     def _append_transcript(self, attempt: Attempt) -> None:
         if attempt.transcript is None:
             return
-        key = dict(zip(_TRANSCRIPT_KEY, _identity(attempt), strict=True))
+        key = dict(zip(IDENTITY_FIELDS, attempt_identity(attempt), strict=True))
         line = json.dumps({**key, "transcript": attempt.transcript.model_dump(mode="json")})
         with self.transcripts_path.open("a", encoding="utf-8") as handle:
             handle.write(line + "\n")
 
 
-def _identity(attempt: Attempt) -> tuple[Any, ...]:
-    return tuple(getattr(attempt, k) for k in _TRANSCRIPT_KEY)
+def attempt_identity(attempt: Attempt) -> tuple[Any, ...]:
+    """Which attempt of its run this is: no run holds two with the same identity."""
+    return tuple(getattr(attempt, k) for k in IDENTITY_FIELDS)
 
 
 def transcripts_beside(results_path: Path) -> Path:
@@ -140,6 +141,6 @@ def _with_transcripts(attempts: list[Attempt], path: Path) -> list[Attempt]:
     with path.open(encoding="utf-8") as lines:
         for line in lines:
             row = json.loads(line)
-            key = tuple(row[k] for k in _TRANSCRIPT_KEY)
+            key = tuple(row[k] for k in IDENTITY_FIELDS)
             found[key] = Transcript.model_validate(row["transcript"])
-    return [a.model_copy(update={"transcript": found.get(_identity(a))}) for a in attempts]
+    return [a.model_copy(update={"transcript": found.get(attempt_identity(a))}) for a in attempts]

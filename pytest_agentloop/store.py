@@ -26,6 +26,7 @@ from typing import Any
 
 from pytest_agentloop.analysis.stats import scored, wilson
 from pytest_agentloop.records import Attempt, Outcome
+from pytest_agentloop.results import attempt_identity
 
 DEFAULT_URL = "sqlite:///.agentloop/results.db"
 SIGMA_MIN_RUNS = 5  # below this many earlier runs, the interval rule replaces the 2-sigma rule
@@ -584,6 +585,6 @@ def run_attempts(config: Any) -> list[Attempt]:
         return session
     # This session's attempts keep their transcripts (the waste profile reads them); the store adds
     # those an earlier session of a resumed run finished.
-    seen = {(a.canary, a.model, a.cell, a.repetition) for a in session}
-    earlier = [a for a in recorder.run_attempts() if (a.canary, a.model, a.cell, a.repetition) not in seen]
+    seen = {attempt_identity(a) for a in session}
+    earlier = [a for a in recorder.run_attempts() if attempt_identity(a) not in seen]
     return earlier + session
