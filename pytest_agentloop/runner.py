@@ -167,13 +167,15 @@ class Runner:
         self.release()
         stack = ExitStack()
         lease = stack.enter_context(manager.lease(model.spec.model, self._context(model)))
-        resident = next((m.size_bytes for m in manager.host.loaded_models() if m.name == lease.model), None)
+        loaded = next((m for m in manager.host.loaded_models() if m.name == lease.model), None)
         info = {
             "host_name": manager.host.name,
             "lease_reused": lease.reused,
             "load_s": lease.load_s,
             "guard": lease.guard,
-            "resident_bytes": resident,
+            "resident_bytes": loaded.size_bytes if loaded else None,
+            # The effective context: what the host says the model is loaded at, else what was leased.
+            "context": (loaded.context if loaded and loaded.context else None) or lease.context,
         }
         self._held = (model.spec.raw, stack, info)
         return info
@@ -217,7 +219,7 @@ class Runner:
         return self._managers[model.spec.raw]
 
     def _context(self, model: ModelRun) -> int:
-        return int(self._backend_options(model).get("context") or self.settings.guard.context)
+        return int(self._backend_options(model)["context"])
 
     def shared_dir(self) -> Path:
         """A directory every process of this run shares: the xdist run's common basetemp parent."""
@@ -300,6 +302,9 @@ class Runner:
         options = dict(self.settings.backends.get(model.spec.backend, {}))
         if model.spec.backend == "embedded":
             return {**self.settings.embedded.model_dump(), **options}
+        # One context from the lease to every request: the guard sizes it, the host loads it, and the
+        # backend sends it (Ollama reloads at its own default when a chat carries no num_ctx).
+        options.setdefault("context", self.settings.guard.context)
         return options
 
     def close(self) -> None:
