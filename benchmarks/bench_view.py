@@ -103,7 +103,7 @@ def transcript(rng: random.Random, canary: str) -> Transcript:
         spec=f"# {canary}\nFix the off-by-one in src/app.py; keep the tests green.",
         system_prompt="You are a coding agent. " * 40,
         turns=turns,
-        final_diff="--- a/src/app.py\n+++ b/src/app.py\n@@ -1,2 +1,2 @@\n-    return x + 1\n+    return x + 2\n",
+        final_diff="--- a/src/app.py\n+++ b/src/app.py\n@@ -1 +1 @@\n-    return x + 1\n+    return x + 2",
         check_output="1 failed, 3 passed in 0.12s",
     )
 
@@ -163,9 +163,8 @@ def main() -> None:
             return
         with chromium() as driver:
             loads = [open_page(driver, path) for _ in range(3)]
-        print(
-            f"load time:  {min(loads):.2f} s best of 3 in headless Chromium ({', '.join(f'{x:.2f}' for x in loads)})"
-        )
+        each = ", ".join(f"{x:.2f}" for x in loads)
+        print(f"load time:  {min(loads):.2f} s best of 3 in headless Chromium ({each})")
 
 
 if __name__ == "__main__":
