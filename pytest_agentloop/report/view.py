@@ -71,8 +71,9 @@ class StoredRun:
 
 
 def _json(value: Any) -> str:
-    """JSON that is safe inside a <script> element: no `</` can close it early."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+    """JSON that is safe inside a <script> element: no `<` at all, so neither `</script>` nor `<!--`
+    (which changes how the HTML parser reads a script) can come from a model's text."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
 
 
 def _attempt_row(attempt: Attempt) -> list[Any]:
