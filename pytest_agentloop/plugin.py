@@ -311,7 +311,7 @@ class RunReporter:
             return
         from pytest_agentloop.report.decide import write_decide
         from pytest_agentloop.report.terminal import write_summary
-        from pytest_agentloop.store import run_attempts
+        from pytest_agentloop.store.plugin import run_attempts
 
         attempts = run_attempts(self.config)  # a resumed run's verdict covers its earlier sessions too
         write_summary(terminalreporter, attempts, self.results.path)
@@ -338,7 +338,7 @@ class RunReporter:
         if directory is None or self.is_worker or self.results is None or not self.results.attempts:
             return
         from pytest_agentloop.report.card import host_fingerprint, write_cards
-        from pytest_agentloop.store import run_attempts
+        from pytest_agentloop.store.plugin import run_attempts
 
         def amend(model: str, lines: list[str], attempts: list[Any]) -> None:
             self.config.hook.pytest_agentloop_card(model=model, lines=lines, attempts=attempts)
