@@ -20,12 +20,12 @@ from typing import Any
 
 from pytest_agentloop.analysis.cost import Price
 from pytest_agentloop.analysis.diagnosis import BASELINE, pooled_ceiling_diagnoses, waste_profiles
+from pytest_agentloop.analysis.regressions import RunRate, find_regressions
 from pytest_agentloop.analysis.stats import scored, wilson
 from pytest_agentloop.analysis.verdicts import below_minimum, summarize
 from pytest_agentloop.records import Attempt, Outcome
 from pytest_agentloop.report.card import render_card
 from pytest_agentloop.report.decide import decide_lines
-from pytest_agentloop.store import RunRate, find_regressions
 
 ATTEMPT_COLUMNS = (
     "canary",
