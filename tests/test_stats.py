@@ -18,7 +18,6 @@ from pytest_agentloop.analysis.stats import (
     compare_counts,
     more_runs,
     newcombe,
-    pass_at_k,
     pass_hat_k,
     runs_by_canary,
     wilson,
@@ -157,13 +156,10 @@ def test_more_runs_projects_the_observed_rates() -> None:
     assert more_runs(compare_counts((1, 2), (1, 2)), lambda c: c.verdict == "better") is None
 
 
-def test_pass_hat_k_and_pass_at_k() -> None:
+def test_pass_hat_k() -> None:
     by_canary = runs_by_canary(runs("PPP", canary="a") + runs("PPF", canary="b") + runs("FFF", canary="c"))
     hat = pass_hat_k(by_canary, 2)
     assert hat.canaries == 3
     assert math.isclose(hat.observed, 2 / 3)  # a and b passed their first two runs
     assert math.isclose(hat.unbiased, (1 + 1 / 3 + 0) / 3)  # C(2,2)/C(3,2) = 1/3 for b
-    at = pass_at_k(by_canary, 2)
-    assert math.isclose(at.observed, 2 / 3)
-    assert math.isclose(at.unbiased, (1 + 1 + 0) / 3)
     assert pass_hat_k(by_canary, 4).canaries == 0

@@ -35,6 +35,7 @@ CeilingVerdict = Literal[
     "capability ceiling",
     "inconclusive",
     "incomplete sweep",
+    "context truncated",
 ]
 CEILING: dict[str, CeilingVerdict] = {
     "turns": "turn ceiling",
@@ -112,7 +113,7 @@ def _over_budget(attempts: Iterable[Attempt]) -> Iterator[tuple[str, dict[str, l
         over = {
             canary: runs
             for (canary,), runs in group(baseline, "canary").items()
-            if any(a.outcome is Outcome.BUDGET_EXCEEDED for a in runs)
+            if any(a.outcome is Outcome.BUDGET_EXCEEDED or a.context_truncated for a in runs)
         }
         probes: Probes = {}
         for cid, runs in cells.items():
@@ -168,6 +169,15 @@ def _diagnose(model: str, label: str, base_runs: list[Attempt], probes: Probes) 
 
     def made(verdict: CeilingVerdict, text: str) -> CeilingDiagnosis:
         return CeilingDiagnosis(model=model, canary=label, verdict=verdict, text=f"{verdict}: {text}; {lead}")
+
+    cut = sum(bool(a.context_truncated) for a in base_runs)
+    if cut:  # the runtime cut the history: nothing here measures the model
+        return made(
+            "context truncated",
+            f"the runtime cut the prompt to fit its context in {cut}/{len(base_runs)} runs; raise the "
+            "context ([guard] context, or the runtime's own) and rerun before reading these as budget or "
+            "capability",
+        )
 
     fixed = [(kind, c) for kind, (_, c) in results.items() if c.verdict == "better"]
     if fixed:
