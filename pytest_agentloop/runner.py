@@ -7,6 +7,7 @@ runtime, and they are closed when the session ends.
 
 from __future__ import annotations
 
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -281,8 +282,12 @@ class Runner:
         backend = self._backends.get(model.spec.raw)
         if backend is None:
             from pytest_agentloop.backends.registry import make_backend
+            from pytest_agentloop.progress import announce
 
             options = self._backend_options(model)
+            doing = "starting the model server for" if model.spec.backend == "embedded" else "reaching"
+            announce(self.config, f"{doing} {model.spec.raw} …")
+            started = time.monotonic()
             try:
                 backend = self.config.hook.pytest_agentloop_make_backend(
                     spec=model.spec, host=model.host, options=options, config=self.config
@@ -292,6 +297,8 @@ class Runner:
                     check()
             except BackendError as exc:
                 pytest.exit(f"agentloop: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+            url = getattr(backend, "base_url", None) or model.host or "its default URL"
+            announce(self.config, f"{model.spec.raw} ready at {url} ({time.monotonic() - started:.1f}s)")
             self._backends[model.spec.raw] = backend
         return backend
 
