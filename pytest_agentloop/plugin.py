@@ -215,6 +215,17 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     runner.smoke = {key: item for key, item in chosen if not item.model.is_pseudo}
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """Under xdist, check the models on the controller first (see Runner.preflight)."""
+    from pytest_agentloop.runner import runner_key
+
+    runner = session.config.stash.get(runner_key, None)
+    distributed = session.config.pluginmanager.has_plugin("dsession")
+    if runner is not None and distributed and not session.config.option.collectonly:
+        runner.preflight()
+
+
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     """Give the model's lease back once this process moves on to another model (or runs out)."""
     model = getattr(item, "model", None)
