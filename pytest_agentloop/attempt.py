@@ -19,6 +19,7 @@ from pytest_agentloop.cells import BASELINE, Cell
 from pytest_agentloop.grading import Grade, grade
 from pytest_agentloop.records import Attempt, Outcome
 from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.truncation import mark_truncation
 from pytest_agentloop.workspace import Workspace
 
 # Given the built-in grade, returns a replacement or None (the `pytest_agentloop_grade` hook).
@@ -81,6 +82,7 @@ def run_attempt(
         cell_config=cell.config(),
         model_info={**(model_info or {}), **episode.fingerprint},
         host=host,
+        context_truncated=mark_truncation(transcript),
         transcript=transcript,
     )
 

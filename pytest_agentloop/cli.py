@@ -1,6 +1,7 @@
 """The `agentloop` console script: look at results after the run, from a results file or the store.
 
     agentloop report SOURCE... [--html PATH] [--cards DIR]           rebuild summary, HTML, cards
+    agentloop view SOURCE... [-o PATH] [--store URL]                   one HTML file to explore a run
     agentloop compare A B                                              two runs side by side
     agentloop compare SOURCE --models M1 M2                            two models of one run
     agentloop history MODEL --store URL                                a model's pass rate over time
@@ -71,13 +72,62 @@ def load(source: str) -> tuple[str, list[Attempt]]:
     return f"{source} ({run.get('started', '?')})", attempts
 
 
+def merged(sources: Sequence[str]) -> tuple[str, list[Attempt]]:
+    """Several sources as one run: an attempt found twice (a resumed run's file and its store) counts once.
+
+    Two different attempts with one identity are two runs of the same thing, not parts of one run:
+    pooled, they would count twice and break the pairing by repetition, so they are refused.
+    """
+    from pytest_agentloop.results import attempt_identity
+
+    loaded = [load(source) for source in sources]
+    seen: dict[tuple[Any, ...], tuple[str, Attempt]] = {}
+    attempts = []
+    for label, part in loaded:
+        for attempt in part:
+            key = attempt_identity(attempt)
+            if key not in seen:
+                seen[key] = (label, attempt)
+                attempts.append(attempt)
+            elif seen[key][1].started != attempt.started:
+                raise CliError(
+                    f"{seen[key][0]} and {label} both hold {' · '.join(map(str, key))}: they are two runs, "
+                    "not parts of one; put them side by side with `agentloop compare A B`"
+                )
+    return " + ".join(label for label, _ in loaded), attempts
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    from pytest_agentloop.report.view import write_view
+
+    label, attempts = merged(args.sources)
+    store_url = args.store or next((s.partition("#")[0] for s in args.sources if _is_store(s)), None)
+    runs = stored_runs(store_url) if store_url else []
+    path = write_view(args.output, attempts, _prices(args.config, attempts), label, runs)
+    print(f"view: {path} ({path.stat().st_size / 1e6:.1f} MB; open it in a browser, no server needed)")
+    return 0
+
+
+def stored_runs(url: str) -> list[Any]:
+    """Every run of the store with its attempts, oldest first: the view's history and side-by-side."""
+    from pytest_agentloop.report.view import StoredRun
+    from pytest_agentloop.store import StoreError, open_store
+
+    try:
+        store = open_store(url)
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        return [StoredRun(r["run_id"], str(r["started"]), store.attempts(r["run_id"])) for r in store.runs()]
+    finally:
+        store.close()
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from pytest_agentloop.report.decide import write_decide
     from pytest_agentloop.report.terminal import write_summary
 
-    loaded = [load(source) for source in args.sources]
-    label = " + ".join(name for name, _ in loaded)
-    attempts = [attempt for _, part in loaded for attempt in part]
+    label, attempts = merged(args.sources)
     prices = _prices(args.config, attempts)
     write_summary(_Out(), attempts, None)
     write_decide(_Out(), attempts, prices)
@@ -228,6 +278,22 @@ def _parser() -> argparse.ArgumentParser:
         "[tool.agentloop] of pyproject.toml here)",
     )
     report.set_defaults(run=cmd_report)
+    view = commands.add_parser(
+        "view", help="one self-contained HTML file to explore a run (and the store's history)"
+    )
+    view.add_argument("sources", nargs="+", help="results files or store URL[#RUN_ID]; several are merged")
+    view.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("agentloop-view.html"),
+        help="where (default: agentloop-view.html)",
+    )
+    view.add_argument(
+        "--store", help="store URL whose runs give each model's history (default: a store source)"
+    )
+    view.add_argument("--config", type=Path, help="settings file whose [prices] give cost per pass")
+    view.set_defaults(run=cmd_view)
     compare = commands.add_parser("compare", help="two runs, or two models of one run, side by side")
     compare.add_argument("sources", nargs="+", help="A B (results files or store URL#RUN_ID), or one source")
     compare.add_argument("--models", nargs=2, metavar=("M1", "M2"), help="compare two models of one source")

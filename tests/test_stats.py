@@ -16,7 +16,6 @@ from pytest_agentloop.analysis.stats import (
     compare_attempts,
     mcnemar_exact,
     min_discordant,
-    pass_at_k,
     pass_hat_k,
     runs_by_canary,
     wilson,
@@ -101,13 +100,10 @@ def test_pairs_follow_repetition_order_and_skip_infra_errors() -> None:
     assert result.discordant == 5
 
 
-def test_pass_hat_k_and_pass_at_k() -> None:
+def test_pass_hat_k() -> None:
     by_canary = runs_by_canary(runs("PPP", canary="a") + runs("PPF", canary="b") + runs("FFF", canary="c"))
     hat = pass_hat_k(by_canary, 2)
     assert hat.canaries == 3
     assert math.isclose(hat.observed, 2 / 3)  # a and b passed their first two runs
     assert math.isclose(hat.unbiased, (1 + 1 / 3 + 0) / 3)  # C(2,2)/C(3,2) = 1/3 for b
-    at = pass_at_k(by_canary, 2)
-    assert math.isclose(at.observed, 2 / 3)
-    assert math.isclose(at.unbiased, (1 + 1 + 0) / 3)
     assert pass_hat_k(by_canary, 4).canaries == 0

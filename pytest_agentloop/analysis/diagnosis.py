@@ -28,7 +28,12 @@ EDIT_TOOLS = frozenset({"write_file", "edit_file"})
 TEMPLATE_FIX = "the runtime's chat template does not render tools: use tool_mode=prompted or constrained"
 
 CeilingVerdict = Literal[
-    "turn ceiling", "token ceiling", "capability ceiling", "inconclusive", "incomplete sweep"
+    "turn ceiling",
+    "token ceiling",
+    "capability ceiling",
+    "inconclusive",
+    "incomplete sweep",
+    "context truncated",
 ]
 CEILING: dict[str, CeilingVerdict] = {"turns": "turn ceiling", "tokens": "token ceiling"}
 
@@ -73,7 +78,7 @@ def _over_budget(attempts: Iterable[Attempt]) -> Iterator[tuple[str, dict[str, l
         over = {
             canary: runs
             for (canary,), runs in group(baseline, "canary").items()
-            if any(a.outcome is Outcome.BUDGET_EXCEEDED for a in runs)
+            if any(a.outcome is Outcome.BUDGET_EXCEEDED or a.context_truncated for a in runs)
         }
         probes = {
             budget: [(cid, runs) for cid, runs in cells.items() if raises_budget(runs, baseline, budget)]
@@ -127,6 +132,15 @@ def _diagnose(model: str, label: str, base_runs: list[Attempt], probes: Probes) 
 
     def made(verdict: CeilingVerdict, text: str) -> CeilingDiagnosis:
         return CeilingDiagnosis(model=model, canary=label, verdict=verdict, text=f"{verdict}: {text}; {lead}")
+
+    cut = sum(bool(a.context_truncated) for a in base_runs)
+    if cut:  # the runtime cut the history: nothing here measures the model
+        return made(
+            "context truncated",
+            f"the runtime cut the prompt to fit its context in {cut}/{len(base_runs)} runs; raise the "
+            "context ([guard] context, or the runtime's own) and rerun before reading these as budget or "
+            "capability",
+        )
 
     fixed = [(budget, c) for budget, (_, c) in results.items() if c.verdict == "better"]
     if fixed:

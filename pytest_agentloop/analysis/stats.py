@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import random
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -46,7 +46,7 @@ def scored(attempts: Iterable[Attempt]) -> list[Attempt]:
 
 
 def runs_by_canary(attempts: Iterable[Attempt]) -> dict[str, list[bool]]:
-    """Pass/fail per canary in repetition order: the unit pass^k and pass@k are estimated on."""
+    """Pass/fail per canary in repetition order: the unit pass^k is estimated on."""
     runs: dict[str, list[Attempt]] = defaultdict(list)
     for attempt in scored(attempts):
         runs[attempt.canary].append(attempt)
@@ -58,37 +58,23 @@ def runs_by_canary(attempts: Iterable[Attempt]) -> dict[str, list[bool]]:
 
 @dataclass(frozen=True)
 class KEstimate:
-    """pass^k or pass@k over canaries: the plain observed share and the unbiased combinatorial estimate."""
+    """pass^k over canaries: the plain observed share and the unbiased combinatorial estimate."""
 
     k: int
-    observed: float  # share of canaries whose first k runs all passed (pass^k) / any passed (pass@k)
-    unbiased: float  # mean over canaries of C(c,k)/C(n,k) (pass^k) or 1 - C(n-c,k)/C(n,k) (pass@k)
+    observed: float  # share of canaries whose first k runs all passed
+    unbiased: float  # mean over canaries of C(c,k)/C(n,k)
     canaries: int  # canaries with at least k runs; the others cannot say anything about k
 
 
 def pass_hat_k(runs: Mapping[str, Sequence[bool]], k: int) -> KEstimate:
     """Probability that all k repetitions pass: what an unattended agent fleet actually experiences."""
-    return _k_estimate(runs, k, all, lambda c, n: math.comb(c, k) / math.comb(n, k))
-
-
-def pass_at_k(runs: Mapping[str, Sequence[bool]], k: int) -> KEstimate:
-    """Probability that at least one of k repetitions passes: the best case with retries."""
-    return _k_estimate(runs, k, any, lambda c, n: 1 - math.comb(n - c, k) / math.comb(n, k))
-
-
-def _k_estimate(
-    runs: Mapping[str, Sequence[bool]],
-    k: int,
-    reduce: Callable[[Iterable[bool]], bool],
-    unbiased: Callable[[int, int], float],
-) -> KEstimate:
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     eligible = [list(r) for r in runs.values() if len(r) >= k]
     if not eligible:
         return KEstimate(k=k, observed=math.nan, unbiased=math.nan, canaries=0)
-    observed = sum(reduce(r[:k]) for r in eligible) / len(eligible)
-    estimate = sum(float(unbiased(sum(r), len(r))) for r in eligible) / len(eligible)
+    observed = sum(all(r[:k]) for r in eligible) / len(eligible)
+    estimate = sum(math.comb(sum(r), k) / math.comb(len(r), k) for r in eligible) / len(eligible)
     return KEstimate(k=k, observed=observed, unbiased=estimate, canaries=len(eligible))
 
 
