@@ -7,6 +7,7 @@ benchmarks and the pytest items all run attempts the same way.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
@@ -80,6 +81,7 @@ def run_attempt(
         finished=datetime.now(UTC),
         canary_hash=canary.content_hash,
         cell_config=cell.config(),
+        budget=asdict(Budget.for_attempt(canary, cell)),
         model_info={**(model_info or {}), **episode.fingerprint},
         host=host,
         context_truncated=mark_truncation(transcript),

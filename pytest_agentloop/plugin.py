@@ -279,6 +279,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if _is_configured(session.config):
         _start_runner(session.config)
     session.config.pluginmanager.register(RunReporter(session.config), "agentloop-reporter")
+    if _is_configured(session.config):
+        from pytest_agentloop.progress import ProgressReporter  # turn i/N, outcome letters, gate lines
+
+        session.config.pluginmanager.register(ProgressReporter(session.config), "agentloop-progress")
     from pytest_agentloop.report.outputs import register_outputs
 
     register_outputs(session.config)

@@ -7,6 +7,7 @@ runtime, and they are closed when the session ends.
 
 from __future__ import annotations
 
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -289,10 +290,17 @@ class Runner:
     def backend(self, model: ModelRun) -> Backend:
         backend = self._backends.get(model.spec.raw)
         if backend is None:
+            from pytest_agentloop.progress import announce
+
+            doing = "starting the model server for" if model.spec.backend == "embedded" else "reaching"
+            announce(self.config, f"{doing} {model.spec.raw} …")
+            started = time.monotonic()
             try:
                 backend = self._checked_backend(model)
             except BackendError as exc:
                 pytest.exit(f"agentloop: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+            url = getattr(backend, "base_url", None) or model.host or "its default URL"
+            announce(self.config, f"{model.spec.raw} ready at {url} ({time.monotonic() - started:.1f}s)")
             self._backends[model.spec.raw] = backend
         return backend
 
