@@ -2,7 +2,7 @@
 
     agentloop report SOURCE... [--html PATH] [--cards DIR]           rebuild summary, HTML, cards
     agentloop view SOURCE... [-o PATH] [--store URL]                   one HTML file to explore a run
-    agentloop compare A B                                              two runs side by side
+    agentloop compare A B [--model M]                                  two runs side by side, per model
     agentloop compare SOURCE --models M1 M2                            two models of one run
     agentloop history MODEL --store URL                                a model's pass rate over time
     agentloop fit MODEL ...                                            will it fit in memory?
@@ -181,9 +181,10 @@ def _rate(attempts: Sequence[Attempt]) -> str:
 def compare_lines(
     left: tuple[str, list[Attempt]], right: tuple[str, list[Attempt]], cell: str = "baseline"
 ) -> list[str]:
-    """One cell of each side, per canary side by side, then the paired verdict over the shared canaries.
+    """One cell of each side, per canary side by side, then the verdict over the shared canaries.
 
-    Pairs are only meaningful within one cell: mixing cells would pair a baseline run with a probe.
+    Both sides are one model each (the caller splits them): the comparison is unpaired (Boschloo's
+    exact test, Newcombe's interval), since repetitions of two runs are independent.
     """
     (left_label, everything_a), (right_label, everything_b) = left, right
     a, b = _cell_of(cell, left_label, everything_a), _cell_of(cell, right_label, everything_b)
@@ -200,8 +201,37 @@ def compare_lines(
         lines.append(f"{canary:<{width}}  {_rate(mine):<22}  {_rate(theirs)}")
     lines.append(f"{'all':<{width}}  {_rate(a):<22}  {_rate(b)}")
     comparison = compare_attempts(a, b, "B", against="A")
-    lines.append(f"B vs A (paired on canary × repetition): {comparison.text}")
+    lines.append(f"B vs A (unpaired, on the canaries both ran): {comparison.text}")
     return lines
+
+
+def per_model(
+    left: tuple[str, list[Attempt]], right: tuple[str, list[Attempt]], only: str | None
+) -> list[tuple[tuple[str, list[Attempt]], tuple[str, list[Attempt]]]]:
+    """One (A, B) pair of sides per model both runs hold: attempts of different models never pool."""
+    (left_label, a), (right_label, b) = left, right
+    models_a, models_b = {x.model for x in a}, {x.model for x in b}
+    if only is not None:
+        missing = [
+            label for label, models in ((left_label, models_a), (right_label, models_b)) if only not in models
+        ]
+        if missing:
+            raise CliError(f"{' and '.join(missing)}: no attempt of model {only!r}")
+        shared = [only]
+    else:
+        shared = sorted(models_a & models_b)
+    if not shared:
+        held = f"A: {', '.join(sorted(models_a))}; B: {', '.join(sorted(models_b))}"
+        raise CliError(
+            f"the two runs share no model ({held}); compare two models of one run with --models M1 M2"
+        )
+    return [
+        (
+            (f"{left_label} · {model}", [x for x in a if x.model == model]),
+            (f"{right_label} · {model}", [x for x in b if x.model == model]),
+        )
+        for model in shared
+    ]
 
 
 def _cell_of(cell: str, label: str, attempts: list[Attempt]) -> list[Attempt]:
@@ -231,11 +261,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
         for (side, own), model in zip(sides, args.models, strict=True):
             if not own:
                 raise CliError(f"{side}: no attempt of model {model!r}")
-    elif len(args.sources) == 2:
-        sides = [load(source) for source in args.sources]
-    else:
+        print("\n".join(compare_lines(sides[0], sides[1], args.cell)))
+        return 0
+    if len(args.sources) != 2:
         raise CliError("compare needs two sources (A B), or one source and --models M1 M2")
-    print("\n".join(compare_lines(sides[0], sides[1], args.cell)))
+    left, right = (load(source) for source in args.sources)
+    blocks = [compare_lines(a, b, args.cell) for a, b in per_model(left, right, args.model)]
+    print("\n\n".join("\n".join(block) for block in blocks))
+    unmatched = sorted({x.model for x in left[1]} ^ {x.model for x in right[1]})
+    if unmatched and args.model is None:
+        print(f"\nnot compared (in one run only): {', '.join(unmatched)}")
     return 0
 
 
@@ -304,6 +339,9 @@ def _parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="two runs, or two models of one run, side by side")
     compare.add_argument("sources", nargs="+", help="A B (results files or store URL#RUN_ID), or one source")
     compare.add_argument("--models", nargs=2, metavar=("M1", "M2"), help="compare two models of one source")
+    compare.add_argument(
+        "--model", help="compare only this model of A and B (default: one comparison per model both ran)"
+    )
     compare.add_argument(
         "--cell", default="baseline", help="the cell compared on both sides (default: baseline)"
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -27,6 +27,11 @@ class SandboxSettings(BaseModel):
     output_bytes: int = Field(64_000, ge=1_000)  # output kept from a run; head and tail past this
     max_processes: int = Field(256, ge=8)  # processes at once (pids cgroup; a fork storm stops here)
     file_size_mb: int = Field(64, ge=1)  # largest file a sandboxed process may write (RLIMIT_FSIZE)
+    # "bwrap": namespaces (no network, no host view); "podman": a container of the canary's image;
+    # "none": on the host, resource limits only (every report then says UNSANDBOXED).
+    engine: Literal["bwrap", "podman", "none"] = "bwrap"
+    tmp_mb: int = Field(256, ge=16)  # the sandbox's private /tmp (and HOME), a tmpfs of this size
+    image: str | None = Field(None, min_length=1)  # podman image for canaries that name none
 
 
 class EmbeddedSettings(BaseModel):

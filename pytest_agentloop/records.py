@@ -134,6 +134,8 @@ class Attempt(BaseModel):
     # Audit trail: what exactly was evaluated.
     canary_hash: str = ""
     cell_config: dict[str, Any] = Field(default_factory=dict)
+    # The limits in force (the canary's, overridden by the cell's): tells a raised budget from a cut.
+    budget: dict[str, float] = Field(default_factory=dict)
     model_info: dict[str, Any] = Field(default_factory=dict)
     host: str | None = None
     # The runtime silently cut a prompt to fit its context (truncation.py): the failure is the

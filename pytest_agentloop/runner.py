@@ -23,7 +23,7 @@ from pytest_agentloop.config import Settings
 from pytest_agentloop.items import skip_attempt
 from pytest_agentloop.matrix import expand, load_matrix
 from pytest_agentloop.records import Attempt
-from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.sandbox import SandboxLimits, require
 from pytest_agentloop.scheduling import GateKey, assign_hosts, gate_key
 from pytest_agentloop.tuning import TuningPlan
 
@@ -93,6 +93,8 @@ class Runner:
         self.models = plan_models(settings.models, settings.hosts, hooked=hooked)
         self._external_settings()  # an external:NAME without its [agents.NAME] table is a usage error
         self.limits = SandboxLimits(**settings.sandbox.model_dump())
+        if self.limits.engine != "podman" or self.limits.image:  # else each canary names its image
+            require(self.limits)  # a sandbox that cannot run refuses the run here, with the fix
         self.matrix = load_matrix(settings.matrix)
         self.tuning = TuningPlan.load(settings.combine, settings.diagnose, [m.spec.raw for m in self.models])
         self._backends: dict[str, Backend] = {}
