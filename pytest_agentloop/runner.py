@@ -30,9 +30,11 @@ from pytest_agentloop.tuning import TuningPlan
 if TYPE_CHECKING:
     from pytest_agentloop.agent.base import Episode
     from pytest_agentloop.agent.external import ExternalAgentSettings
+    from pytest_agentloop.backends.lifecycle import ManagedHost
     from pytest_agentloop.canary import Canary
     from pytest_agentloop.gate import SmokeGate
     from pytest_agentloop.grading import Grade
+    from pytest_agentloop.hostmemory import MemoryReader
     from pytest_agentloop.hosts import HostManager
     from pytest_agentloop.items import CanaryItem
     from pytest_agentloop.workspace import Workspace
@@ -222,9 +224,17 @@ class Runner:
                         parallel=guard.parallel,
                     ),
                     root=self.shared_dir() / "agentloop-hosts",
+                    memory=self._memory_reader(model, host),
                 )
             )
         return self._managers[model.spec.raw]
+
+    def _memory_reader(self, model: ModelRun, host: ManagedHost) -> MemoryReader:
+        """The guard reads the memory of the machine the model lives on (hostmemory.py)."""
+        from pytest_agentloop.hostmemory import find_machine, memory_reader
+
+        machine = find_machine(self.settings.machines, model.spec.raw, model.host)
+        return memory_reader(machine, model.host, host.loaded_models)
 
     def _context(self, model: ModelRun) -> int:
         return int(self._backend_options(model)["context"])

@@ -29,7 +29,7 @@ def _run(root: Path, behaviour: str, json_name: str, store: str) -> None:
         args = [
             "--agent-model=openai:scripted",
             f"--agent-host={server.url}",
-            "--repeat=2",
+            "--repeat=4",  # 0/4 after 4/4 per tier: the fewest runs an exact test can call a regression
             "--agent-no-smoke",
             f"--agent-json={json_name}",
             f"--agent-store={store}",

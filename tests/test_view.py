@@ -82,9 +82,9 @@ def test_from_the_store_each_run_is_in_the_history_and_the_regression_is_marked(
     history = page_data(out.read_text(encoding="utf-8"))["history"]
     assert isinstance(history, dict)
     first, second = history["runs"]
-    assert first["models"]["openai:scripted"][:2] == [4, 4] and first["regressions"] == []
-    assert second["models"]["openai:scripted"][:2] == [0, 4]
-    assert {r[2] for r in second["regressions"]} == {"tiny", "tiny2"}
+    assert first["models"]["openai:scripted"][:2] == [8, 8] and first["regressions"] == []
+    assert second["models"]["openai:scripted"][:2] == [0, 8]
+    assert {r[2] for r in second["regressions"]} == {"tier smoke", "tier lite"}
 
 
 def test_merging_a_source_with_itself_counts_each_attempt_once(runs: TwoRuns, tmp_path: Path) -> None:

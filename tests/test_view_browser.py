@@ -70,7 +70,7 @@ def test_the_page_opens_on_the_decision_and_the_matrix(runs: TwoRuns, browser: A
         c.get_attribute("data-canary"): c.text
         for c in browser.find_elements(By.CSS_SELECTOR, ".matrix td.rate")
     }
-    assert cells == {"tiny": "2/2\n34%–100%", "tiny2": "2/2\n34%–100%"}
+    assert cells == {"tiny": "4/4\n51%–100%", "tiny2": "4/4\n51%–100%"}
     shot(browser, "view-matrix.png")
 
 
@@ -121,14 +121,14 @@ def test_history_marks_the_regression_and_puts_two_runs_side_by_side(runs: TwoRu
     browser.find_element(By.ID, "tabbtn-history").click()
     history = browser.find_element(By.ID, "history-table")
     first, second = history.find_elements(By.CSS_SELECTOR, "tbody tr")
-    assert "4/4" in first.text and "regression" not in first.text
-    assert "0/4" in second.text and "▼ regression" in second.text
+    assert "8/8" in first.text and "regression" not in first.text
+    assert "0/8" in second.text and "▼ regression" in second.text
     changed = browser.find_elements(By.CSS_SELECTOR, "#sidebyside-table tr.changed")
     assert [r.find_elements(By.TAG_NAME, "td")[0].text for r in changed] == [
         "openai:scripted · baseline · tiny",
         "openai:scripted · baseline · tiny2",
     ]
-    assert "2/2" in changed[0].text and "0/2" in changed[0].text
+    assert "4/4" in changed[0].text and "0/4" in changed[0].text
     shot(browser, "view-history.png")
 
 

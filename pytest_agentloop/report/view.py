@@ -165,7 +165,7 @@ def _history(runs: Sequence[StoredRun]) -> dict[str, Any]:
                 "run_id": run.run_id,
                 "started": run.started,
                 "models": per_model,
-                "regressions": [[r.model, r.cell, r.canary, r.describe()] for r in regressions],
+                "regressions": [[r.model, r.cell, r.scope, r.describe()] for r in regressions],
                 "summary": [row[:6] + row[6:8] for row in _summary_rows(run.attempts)],
             }
         )
