@@ -23,7 +23,6 @@ from typing import Literal
 from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-TIERS = ("smoke", "lite", "medium", "heavy", "trap")
 Tier = Literal["smoke", "lite", "medium", "heavy", "trap"]
 
 
