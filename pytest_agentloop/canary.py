@@ -18,7 +18,7 @@ import tomllib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Literal, get_args
 
 from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -188,7 +188,7 @@ def layout_problems(canary: Canary, *, strict: bool = True) -> list[str]:
     anywhere still loads. `agentloop validate` applies them all.
     """
     problems = []
-    in_tier_folder = canary.root.parent.name in TIERS
+    in_tier_folder = canary.root.parent.name in get_args(Tier)
     if (strict or in_tier_folder) and canary.root.parent.name != canary.tier:
         problems.append(
             f"field 'tier': {canary.tier!r} but the canary sits in folder "
