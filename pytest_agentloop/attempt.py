@@ -113,10 +113,12 @@ def _one_try(
     parent: Path | None,
     review: Review | None,
 ) -> tuple[Episode, Grade, Path | None]:
+    limits = limits.for_canary(canary)  # the canary's [sandbox] needs: network, image
     with Workspace.create(canary, parent) as workspace:
-        toolbox = Toolbox(workspace, canary.spec.test_command, limits)
-        task = AgentTask(canary=canary, cell=cell, budget=Budget.for_attempt(canary, cell), toolbox=toolbox)
-        episode = unmet_requirements(canary) or agent.run(task)
+        budget = Budget.for_attempt(canary, cell)
+        toolbox = Toolbox(workspace, canary.spec.test_command, limits, seconds=budget.seconds)
+        task = AgentTask(canary=canary, cell=cell, budget=budget, toolbox=toolbox)
+        episode = unmet_requirements(canary, limits) or agent.run(task)
         result = grade(canary, workspace, episode, limits)
         if review is not None:
             result = review(canary, workspace, episode, result) or result

@@ -11,7 +11,6 @@ in a fixed order so every attempt gets exactly one outcome.
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from dataclasses import dataclass, field, replace
 from functools import cache
@@ -26,11 +25,12 @@ from pytest_agentloop.canary import Canary
 from pytest_agentloop.grading_channel import HIDDEN_DIR, Tally, run_hidden
 from pytest_agentloop.grading_export import ExportError, UnsafeTree, export_commit, tree_entries
 from pytest_agentloop.records import Limit, Outcome, Transcript
-from pytest_agentloop.sandbox import SandboxLimits, SandboxUnavailable, run_sandboxed
+from pytest_agentloop.sandbox import SandboxLimits, SandboxUnavailable, interpreter, run_sandboxed
 from pytest_agentloop.workspace import BRANCH, GitError, Workspace
 
 __all__ = ["HIDDEN_DIR", "CheckRun", "Grade", "grade", "run_checks"]
 _LIMIT_NAMES = {Limit.TURNS: "turn", Limit.TOKENS: "token", Limit.TIME: "time"}
+_REQUIRES_TIMEOUT_S = 60.0
 
 
 @dataclass
@@ -198,7 +198,7 @@ def reserved_name(workspace: Workspace) -> str | None:
 
 
 @cache
-def _missing(requires: tuple[str, ...]) -> str | None:
+def _missing(requires: tuple[str, ...], limits: SandboxLimits) -> str | None:
     script = (
         "import sys\nfrom importlib.metadata import PackageNotFoundError, version\n"
         "from packaging.requirements import Requirement\n"
@@ -207,32 +207,33 @@ def _missing(requires: tuple[str, ...]) -> str | None:
         "        print(f'{text}: not installed'); continue\n"
         "    if v not in r.specifier:\n        print(f'{text}: version {v} is installed')\n"
     )
-    result = run_sandboxed(
-        [sys.executable, "-I", "-c", script, *requires],
-        Path(tempfile.gettempdir()),
-        SandboxLimits(timeout_s=60),
-    )
+    with tempfile.TemporaryDirectory(prefix="agentloop-requires-") as scratch:
+        command = [interpreter(limits), "-I", "-c", script, *requires]
+        result = run_sandboxed(command, Path(scratch), replace(limits, timeout_s=_REQUIRES_TIMEOUT_S))
     if not result.ok:
-        return f"could not check the canary's requirements: {result.killed or result.output.strip()[-200:]}"
+        return f"(could not be checked: {result.killed or result.output.strip()[-200:]})"
     return result.output.strip().splitlines()[0] if result.output.strip() else None
 
 
-def requirements_problem(canary: Canary) -> str | None:
+def requirements_problem(canary: Canary, limits: SandboxLimits) -> str | None:
     """One line naming the first declared requirement the sandbox's Python lacks, or None."""
     if not canary.spec.requires:
         return None
-    missing = _missing(canary.spec.requires)
+    try:
+        missing = _missing(canary.spec.requires, limits)
+    except SandboxUnavailable as exc:
+        return str(exc)
     if missing is None:
         return None
     return f"canary {canary.id} requires {missing} in the sandbox's Python; install it there and rerun"
 
 
-def unmet_requirements(canary: Canary) -> Episode | None:
+def unmet_requirements(canary: Canary, limits: SandboxLimits) -> Episode | None:
     """An infra_error episode, before the agent starts, when a declared requirement is missing.
 
     The model could not have done the task, so the attempt is the harness's fault, never the model's.
     """
-    problem = requirements_problem(canary)
+    problem = requirements_problem(canary, limits)
     return None if problem is None else Episode(end="infra_error", transcript=Transcript(), reason=problem)
 
 

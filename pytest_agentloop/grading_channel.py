@@ -24,7 +24,6 @@ import os
 import secrets
 import select
 import shutil
-import sys
 import tempfile
 import threading
 from dataclasses import dataclass, field, replace
@@ -33,7 +32,7 @@ from typing import Any
 
 from pytest_agentloop import grader_plugin
 from pytest_agentloop.canary import Canary
-from pytest_agentloop.sandbox import SandboxLimits, SandboxResult, run_sandboxed
+from pytest_agentloop.sandbox import SandboxLimits, SandboxResult, interpreter, run_sandboxed
 
 HIDDEN_DIR = ".agentloop_hidden"
 PLUGIN_MODULE = "agentloop_grader"
@@ -148,7 +147,7 @@ def run_hidden(canary: Canary, tree: Path, limits: SandboxLimits) -> Tally:
         ini.write_text(f"[pytest]\npythonpath = {tree}\n", encoding="utf-8")
         channel = _Channel(harness / "channel")
         command = [
-            sys.executable,
+            interpreter(limits),
             "-P",
             "-m",
             "pytest",
@@ -170,10 +169,12 @@ def run_hidden(canary: Canary, tree: Path, limits: SandboxLimits) -> Tally:
             grader_plugin.CHANNEL_ENV: str(channel.path),
             "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
         }
+        timeout = replace(limits, timeout_s=canary.spec.checks.timeout)
         try:
-            result = run_sandboxed(
-                command, tree, replace(limits, timeout_s=canary.spec.checks.timeout), env=env
-            )
+            # The export and the checks are read-only inside: nothing the code under test does can
+            # change a check or the tree being graded. The harness folder holds the plugin, the
+            # ini file and the channel (a FIFO: writable through a read-only mount).
+            result = run_sandboxed(command, tree, timeout, env=env, visible=(tree, harness))
         finally:
             drained = channel.close()
         tally = read_events(bytes(channel.data), result, sentinels, canary)

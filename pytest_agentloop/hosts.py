@@ -29,6 +29,7 @@ import psutil  # type: ignore[import-untyped,unused-ignore]
 
 from pytest_agentloop.backends.base import BackendError, InfraError
 from pytest_agentloop.backends.lifecycle import LoadedModel, ManagedHost
+from pytest_agentloop.hostmemory import MemoryReader
 from pytest_agentloop.memory import (
     DEFAULT_RESERVE_BYTES,
     Estimate,
@@ -111,8 +112,12 @@ class HostManager:
         guard: GuardSettings | None = None,
         waits: Waits | None = None,
         root: Path | None = None,
+        memory: MemoryReader | None = None,
     ) -> None:
         self.host = host
+        # Where free memory is read: the host's own exporters or stated size (hostmemory.py); this
+        # machine's RAM/GPU by default, which is right only for a runtime running here.
+        self.memory: MemoryReader = memory or available_memory
         self.guard = guard or GuardSettings()
         self.waits = waits or Waits()
         self.dir = lease_dir(host.name, root)
@@ -220,7 +225,13 @@ class HostManager:
         return judged
 
     def _judge(self, model: str, context: int) -> Verdict:
-        available = available_memory(self.guard.reserve_bytes)
+        available = self.memory(self.guard.reserve_bytes)
+        if available is None:
+            return Verdict(
+                True,
+                f"unchecked: {self.host.name} is another machine and nothing says how much memory it has "
+                "free; give it a [hosts.NAME] table with node_exporter, dcgm_exporter or memory_gib",
+            )
         sized: Estimate
         if self.host.reserved_fraction is not None:
             sized = reserved_estimate(model, context, self.host.reserved_fraction, available.total)

@@ -23,16 +23,18 @@ from pytest_agentloop.config import Settings
 from pytest_agentloop.items import skip_attempt
 from pytest_agentloop.matrix import expand, load_matrix
 from pytest_agentloop.records import Attempt
-from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.sandbox import SandboxLimits, require
 from pytest_agentloop.scheduling import GateKey, assign_hosts, gate_key
 from pytest_agentloop.tuning import TuningPlan
 
 if TYPE_CHECKING:
     from pytest_agentloop.agent.base import Episode
     from pytest_agentloop.agent.external import ExternalAgentSettings
+    from pytest_agentloop.backends.lifecycle import ManagedHost
     from pytest_agentloop.canary import Canary
     from pytest_agentloop.gate import SmokeGate
     from pytest_agentloop.grading import Grade
+    from pytest_agentloop.hostmemory import MemoryReader
     from pytest_agentloop.hosts import HostManager
     from pytest_agentloop.items import CanaryItem
     from pytest_agentloop.workspace import Workspace
@@ -93,6 +95,8 @@ class Runner:
         self.models = plan_models(settings.models, settings.hosts, hooked=hooked)
         self._external_settings()  # an external:NAME without its [agents.NAME] table is a usage error
         self.limits = SandboxLimits(**settings.sandbox.model_dump())
+        if self.limits.engine != "podman" or self.limits.image:  # else each canary names its image
+            require(self.limits)  # a sandbox that cannot run refuses the run here, with the fix
         self.matrix = load_matrix(settings.matrix)
         self.tuning = TuningPlan.load(settings.combine, settings.diagnose, [m.spec.raw for m in self.models])
         self._backends: dict[str, Backend] = {}
@@ -220,9 +224,17 @@ class Runner:
                         parallel=guard.parallel,
                     ),
                     root=self.shared_dir() / "agentloop-hosts",
+                    memory=self._memory_reader(model, host),
                 )
             )
         return self._managers[model.spec.raw]
+
+    def _memory_reader(self, model: ModelRun, host: ManagedHost) -> MemoryReader:
+        """The guard reads the memory of the machine the model lives on (hostmemory.py)."""
+        from pytest_agentloop.hostmemory import find_machine, memory_reader
+
+        machine = find_machine(self.settings.machines, model.spec.raw, model.host)
+        return memory_reader(machine, model.host, host.loaded_models)
 
     def _context(self, model: ModelRun) -> int:
         return int(self._backend_options(model)["context"])
