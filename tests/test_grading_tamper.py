@@ -9,6 +9,7 @@ does not fire on ordinary code.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ import pytest
 from pytest_agentloop.canary import Canary
 from pytest_agentloop.grading import grade
 from pytest_agentloop.records import Outcome
-from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.sandbox import Engine, SandboxLimits
 from pytest_agentloop.workspace import Workspace
 from tests.support.calc_canary import BROKEN, FIXED, episode, land, make_canary
 
@@ -85,6 +86,7 @@ FORGE_AT_IMPORT = _CHANNEL_FD + "_forge()\n"
 FLOOD_THE_CHANNEL = _CHANNEL_FD + "os.write(_channel(), b'x' * (17 * 1024 * 1024))\n"
 EXIT_ZERO_AT_IMPORT = "import os\nos._exit(0)\n"
 REWRITE_HIDDEN_ON_DISK = """
+from dataclasses import replace
 from pathlib import Path
 for _f in (Path(__file__).resolve().parent / ".agentloop_hidden").glob("test_*.py"):
     try:
@@ -101,7 +103,6 @@ ATTACKS = {
     "atexit-forgery": ATEXIT_FORGERY,
     "forge-reports-at-import": FORGE_AT_IMPORT,
     "flood-the-channel": FLOOD_THE_CHANNEL,
-    "rewrite-hidden-checks-on-disk": REWRITE_HIDDEN_ON_DISK,
 }
 
 
@@ -124,6 +125,21 @@ def test_tampering_with_the_runner_is_failed_as_tampered(
     assert result.outcome is Outcome.FAILED, result.reason
     assert result.reason.startswith("tampered: "), result.reason
     assert result.checks_passed == 0 and result.checks_total == 4
+
+
+@pytest.mark.parametrize("engine", ["bwrap", "none"])
+def test_rewriting_the_checks_on_disk_is_prevented_or_detected(
+    canary: Canary, workspace: Workspace, engine: Engine
+) -> None:
+    """Under bubblewrap the export and the checks are read-only; unsandboxed, the rewrite is caught."""
+    land(workspace, REWRITE_HIDDEN_ON_DISK + BROKEN)
+    result = grade(canary, workspace, episode("finished"), replace(LIMITS, engine=engine))
+    assert result.outcome is Outcome.FAILED, result.reason
+    assert (result.checks_passed, result.checks_total) == (0, 4)
+    if engine == "none":
+        assert result.reason.startswith("tampered: "), result.reason
+    else:
+        assert result.reason.startswith("4 of 4 hidden checks fail"), result.reason
 
 
 def test_tampering_beats_a_budget_verdict(canary: Canary, workspace: Workspace) -> None:
