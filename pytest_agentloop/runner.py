@@ -173,13 +173,18 @@ class Runner:
         if manager is None:
             return self._resident(model)
         if self._held is not None and self._held[0] == model.spec.raw:
-            return {**self._held[2], "lease_reused": True}
+            served = self._held[2]["served_as"]
+            if any(m.name == served for m in manager.host.loaded_models()):
+                return {**self._held[2], "lease_reused": True}
+            # Gone while held (LM Studio's idle TTL, an eviction, a restart): lease it again, guarded,
+            # rather than let the next chat load it implicitly (JIT) at the runtime's default context.
         self.release()
         stack = ExitStack()
         lease = stack.enter_context(manager.lease(model.spec.model, self._context(model)))
         loaded = next((m for m in manager.host.loaded_models() if m.name == lease.model), None)
         info = {
             "host_name": manager.host.name,
+            "served_as": lease.model,
             "lease_reused": lease.reused,
             "load_s": lease.load_s,
             "guard": lease.guard,

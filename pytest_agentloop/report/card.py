@@ -16,12 +16,11 @@ from typing import Any
 from pytest_agentloop.analysis.cost import Price, cost_rows
 from pytest_agentloop.analysis.diagnosis import (
     BASELINE,
-    ceiling_diagnoses,
-    pooled_ceiling_diagnoses,
     waste_profiles,
 )
 from pytest_agentloop.analysis.verdicts import below_minimum, best_cell, comparisons, decide, tier_rollups
 from pytest_agentloop.records import Attempt
+from pytest_agentloop.report.said_once import said_once
 
 TIER_HEADER = ("cell", "tier", "pass/N", "pass^3")
 WASTE_HEADER = ("cell", "turns", "malformed", "redundant", "no-op edits", "prose")
@@ -70,7 +69,7 @@ def render_card(
         + " |"
         for r in tier_rollups(a for a in own if a.cell in {BASELINE, best})
     ]
-    ceilings = [f"- {d.canary}: {d.text}" for d in (*pooled_ceiling_diagnoses(own), *ceiling_diagnoses(own))]
+    ceilings = [f"- {said.where}: {said.text}" for said in said_once(own, ceilings_only=True)]
     profiles = waste_profiles(own)
     waste = [
         f"| {p.cell} | {p.turns} | "
