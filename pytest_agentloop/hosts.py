@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +31,11 @@ from pytest_agentloop.backends.base import BackendError, InfraError
 from pytest_agentloop.backends.lifecycle import LoadedModel, ManagedHost
 from pytest_agentloop.hostmemory import MemoryReader
 from pytest_agentloop.memory import (
+    ASSUMPTION,
     DEFAULT_RESERVE_BYTES,
-    Estimate,
+    MetadataError,
     Verdict,
+    assumed_estimate,
     available_memory,
     estimate,
     overhead_for,
@@ -129,6 +131,8 @@ class HostManager:
     def lease(self, model: str, context: int) -> Iterator[Lease]:
         """Hold `model` loaded with at least `context` for the duration of the block."""
         token = f"{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        resolve = getattr(self.host, "resolve", None)  # the name the host serves it under, if it renames
+        model = str(resolve(model)) if callable(resolve) else model
         granted = self._acquire(model, context, token)
         try:
             yield granted
@@ -232,17 +236,25 @@ class HostManager:
                 f"unchecked: {self.host.name} is another machine and nothing says how much memory it has "
                 "free; give it a [hosts.NAME] table with node_exporter, dcgm_exporter or memory_gib",
             )
-        sized: Estimate
         if self.host.reserved_fraction is not None:
-            sized = reserved_estimate(model, context, self.host.reserved_fraction, available.total)
-        else:
-            sized = estimate(
-                self.host.model_metadata(model),
-                context,
-                self.guard.parallel,
-                self.guard.kv_bytes_per_elem,
-                overhead_for(available),
+            # vLLM's own rule: it starts or wakes only if its fraction of the device is free. That
+            # fraction already leaves the rest to everyone else, so adding the margin and the reserve
+            # again would demand 0.9 + 10% + 2 GiB, and a sleeping server could never be woken.
+            reserved = reserved_estimate(model, context, self.host.reserved_fraction, available.total)
+            return verdict(reserved, replace(available, reserve=0), 0.0)
+        try:
+            meta = self.host.model_metadata(model)
+        except MetadataError as exc:  # the runtime does not report the shape: size under a stated assumption
+            if exc.weights_bytes is None:
+                return Verdict(True, f"unsized: {exc}; loaded without a memory check")
+            sized = assumed_estimate(
+                model, context, self.guard.parallel, exc.weights_bytes, overhead_for(available)
             )
+            judged = verdict(sized, available, self.guard.margin_fraction)
+            return replace(judged, message=f"{judged.message} [{ASSUMPTION}, since {exc}]")
+        sized = estimate(
+            meta, context, self.guard.parallel, self.guard.kv_bytes_per_elem, overhead_for(available)
+        )
         return verdict(sized, available, self.guard.margin_fraction)
 
     def _release(self, model: str, token: str) -> None:

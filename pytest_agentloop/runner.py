@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 PSEUDO_MODELS = ("reference", "null")
 # Specs that name an agent rather than a backend: external:NAME ([agents.NAME]), python:MODULE:CLASS.
 AGENT_KINDS = ("external", "python")
+# [backends.NAME] keys that describe the serving stack rather than configure the client.
+STATED_STACK = ("tool_call_parser",)
 
 
 @dataclass(frozen=True)
@@ -173,13 +175,18 @@ class Runner:
         if manager is None:
             return self._resident(model)
         if self._held is not None and self._held[0] == model.spec.raw:
-            return {**self._held[2], "lease_reused": True}
+            served = self._held[2]["served_as"]
+            if any(m.name == served for m in manager.host.loaded_models()):
+                return {**self._held[2], "lease_reused": True}
+            # Gone while held (LM Studio's idle TTL, an eviction, a restart): lease it again, guarded,
+            # rather than let the next chat load it implicitly (JIT) at the runtime's default context.
         self.release()
         stack = ExitStack()
         lease = stack.enter_context(manager.lease(model.spec.model, self._context(model)))
         loaded = next((m for m in manager.host.loaded_models() if m.name == lease.model), None)
         info = {
             "host_name": manager.host.name,
+            "served_as": lease.model,
             "lease_reused": lease.reused,
             "load_s": lease.load_s,
             "guard": lease.guard,
@@ -267,7 +274,9 @@ class Runner:
         if model.spec.backend == "null":
             return NullAgent(), {"backend": "null"}
         backend = self.backend(model)
-        return LoopAgent(backend), backend.fingerprint()
+        # What the server cannot report but the user can state (vLLM's --tool-call-parser) joins the record.
+        stated = {k: v for k, v in self._backend_options(model).items() if k in STATED_STACK}
+        return LoopAgent(backend), {**backend.fingerprint(), **stated}
 
     def _named_agent(self, model: ModelRun) -> tuple[Agent, dict[str, Any]]:
         """external:NAME or python:MODULE:CLASS; a bad one stops the run with a usage error."""
