@@ -25,6 +25,7 @@ from pytest_agentloop.analysis.stats import compare_attempts, wilson
 from pytest_agentloop.analysis.verdicts import summarize
 from pytest_agentloop.isolation import ENGINES
 from pytest_agentloop.records import Attempt
+from pytest_agentloop.report.stack import stack_differences
 
 
 class CliError(Exception):
@@ -204,7 +205,7 @@ def compare_lines(
     lines.append(f"{'all':<{width}}  {_rate(a):<22}  {_rate(b)}")
     comparison = compare_attempts(a, b, "B", against="A")
     lines.append(f"B vs A (unpaired, on the canaries both ran): {comparison.text}")
-    return lines
+    return lines + stack_differences(a, b)
 
 
 def per_model(

@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 PSEUDO_MODELS = ("reference", "null")
 # Specs that name an agent rather than a backend: external:NAME ([agents.NAME]), python:MODULE:CLASS.
 AGENT_KINDS = ("external", "python")
+# [backends.NAME] keys that describe the serving stack rather than configure the client.
+STATED_STACK = ("tool_call_parser",)
 
 
 @dataclass(frozen=True)
@@ -272,7 +274,9 @@ class Runner:
         if model.spec.backend == "null":
             return NullAgent(), {"backend": "null"}
         backend = self.backend(model)
-        return LoopAgent(backend), backend.fingerprint()
+        # What the server cannot report but the user can state (vLLM's --tool-call-parser) joins the record.
+        stated = {k: v for k, v in self._backend_options(model).items() if k in STATED_STACK}
+        return LoopAgent(backend), {**backend.fingerprint(), **stated}
 
     def _named_agent(self, model: ModelRun) -> tuple[Agent, dict[str, Any]]:
         """external:NAME or python:MODULE:CLASS; a bad one stops the run with a usage error."""

@@ -121,6 +121,9 @@ def _run(pytester: pytest.Pytester, lmstudio: LMStudioEmulator) -> list[Attempt]
         pytester, f"--agent-model=lmstudio:{MODEL}", f"--agent-host={lmstudio.url}", "--agent-json=r.json"
     )
     assert result.ret == 0, result.stdout.str()
+    guard = [line for line in result.stdout.lines if line.startswith("guard: ")]
+    assert len(guard) <= 1  # a caveat is said once in the summary, not per attempt
+    lmstudio.summary_guard = guard  # type: ignore[attr-defined]
     records = json.loads((pytester.path / "r.json").read_text())["attempts"]
     return [Attempt.from_record(record) for record in records]
 
@@ -136,6 +139,7 @@ def test_default_settings_run_guarded_under_a_stated_assumption(pytester: pytest
         guard.startswith(f"fits: {MODEL} at context 8192: needs ")
         and "[assumed KV of 0.5 MiB per token" in guard
     )
+    assert lmstudio.summary_guard == [f"guard: lmstudio:{MODEL}: {guard}"]  # type: ignore[attr-defined]
 
 
 def test_a_server_that_reports_no_size_runs_unsized_and_says_so(pytester: pytest.Pytester) -> None:

@@ -21,6 +21,7 @@ from pytest_agentloop.analysis.diagnosis import (
 from pytest_agentloop.analysis.verdicts import below_minimum, best_cell, comparisons, decide, tier_rollups
 from pytest_agentloop.records import Attempt
 from pytest_agentloop.report.said_once import said_once
+from pytest_agentloop.report.stack import stack_rows
 
 TIER_HEADER = ("cell", "tier", "pass/N", "pass^3")
 WASTE_HEADER = ("cell", "turns", "malformed", "redundant", "no-op edits", "prose")
@@ -85,6 +86,7 @@ def render_card(
                 f"**Decision:** {decision.text}",
                 *(["", f"**Note:** {warning}"] if warning else []),
                 *_section("Where it ran", facts, "no fingerprint recorded"),
+                *_section("Serving stack", stack_rows(own)),
                 *_section("Pass/N per tier (95% Wilson interval)", tiers, "no attempts", TIER_HEADER),
                 *_section(
                     "Cells against the baseline (paired)", [f"- {c.text}" for c in comparisons(own).values()]

@@ -66,6 +66,7 @@ def write_summary(terminalreporter: Any, attempts: Sequence[Attempt], results_pa
     """The table, the repetitions note, the diagnoses, and where the results file went."""
     from pytest_agentloop.analysis.verdicts import below_minimum, summarize
     from pytest_agentloop.report.said_once import said_once
+    from pytest_agentloop.report.stack import guard_notes
 
     summaries = summarize(attempts)
     terminalreporter.write_sep("=", "agentloop summary")
@@ -76,5 +77,7 @@ def write_summary(terminalreporter: Any, attempts: Sequence[Attempt], results_pa
         terminalreporter.write_line(f"note: {warning}; single runs lie.")
     for said in said_once(attempts):
         terminalreporter.write_line(said.line())
+    for note in guard_notes(attempts):
+        terminalreporter.write_line(note)
     if results_path is not None:
         terminalreporter.write_line(f"results: {results_path}")

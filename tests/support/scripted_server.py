@@ -21,7 +21,9 @@ from types import TracebackType
 from typing import Any
 
 Edits = Sequence[tuple[str, str]]
-Reply = dict[str, Any]  # {"content", "tool_calls"?, "finish_reason"?, "usage"?} or {"status": 500}
+Reply = dict[
+    str, Any
+]  # {"content", "tool_calls"?, "finish_reason"?, "usage"?, "thinking_tokens"?} or {"status": 500}
 Behaviour = Callable[["ScriptedServer", dict[str, Any]], Reply]
 
 MODEL = "scripted"
@@ -222,7 +224,8 @@ def _completion(body: dict[str, Any], scripted: Reply, number: int, latency_s: f
     message: dict[str, Any] = {"role": "assistant", "content": scripted.get("content", "")}
     if scripted.get("tool_calls"):
         message["tool_calls"] = scripted["tool_calls"]
-    usage = scripted.get("usage") or _usage(body, message)
+    usage = dict(scripted.get("usage") or _usage(body, message))
+    usage["completion_tokens"] += scripted.get("thinking_tokens", 0)  # a model that thinks at length
     return {
         "id": f"chatcmpl-{number}",
         "object": "chat.completion",
