@@ -51,6 +51,9 @@ class GuardConfig(BaseModel):
     margin: float = Field(0.10, ge=0, lt=1)  # "barely fits" within this fraction is refused
     parallel: int = Field(1, ge=1)  # slots the runtime serves at once (KV cache per slot)
     context: int = Field(8192, ge=512)  # context a model is leased with, unless its backend sets one
+    # Model specs that share one host in production (e.g. a coder and a small helper): each is loaded
+    # with the others, their combined fit is checked, and every one's canaries run with all serving.
+    co_resident: list[str] = Field(default_factory=list)
 
 
 class HostTable(BaseModel):
