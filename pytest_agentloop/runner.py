@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_agentloop.agent.base import Agent
-from pytest_agentloop.attempt import run_attempt
-from pytest_agentloop.backends.base import Backend, BackendError, ModelSpec
+from pytest_agentloop.attempt import infra_attempt, run_attempt
+from pytest_agentloop.backends.base import Backend, BackendError, InfraError, ModelSpec
 from pytest_agentloop.cells import BASELINE, Cell
 from pytest_agentloop.config import Settings
 from pytest_agentloop.items import skip_attempt
@@ -128,9 +128,13 @@ class Runner:
         refused = self._refused.get(model.spec.raw)
         if refused is not None:
             skip_attempt(refused)
-        agent, info = self._agent_for(model, item.cell)
         try:
+            agent, info = self._agent_for(model, item.cell)
             info = {**info, **self._hold(model)}
+        except InfraError as exc:  # the host failed before the attempt began: recorded, never lost
+            return infra_attempt(
+                item.canary, model.spec.raw, item.cell, item.repetition, str(exc), host=model.host
+            )
         except BackendError as exc:  # ModelWontFit: nothing was loaded
             from pytest_agentloop.hosts import ModelWontFit
 
@@ -138,19 +142,22 @@ class Runner:
                 pytest.exit(f"agentloop: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
             self._refused[model.spec.raw] = f"agentloop: {exc}"
             skip_attempt(self._refused[model.spec.raw])
-        return run_attempt(
-            item.canary,
-            agent,
-            model=model.spec.raw,
-            cell=item.cell,
-            repetition=item.repetition,
-            limits=self.limits,
-            keep=self.settings.keep_workspaces,
-            infra_retries=self.settings.infra_retries,
-            host=model.host,
-            model_info=info,
-            review=self._review,
-        )
+        try:
+            return run_attempt(
+                item.canary,
+                agent,
+                model=model.spec.raw,
+                cell=item.cell,
+                repetition=item.repetition,
+                limits=self.limits,
+                keep=self.settings.keep_workspaces,
+                infra_retries=self.settings.infra_retries,
+                host=model.host,
+                model_info=info,
+                review=self._review,
+            )
+        except BackendError as exc:  # a request the server will never accept: the run stops, once
+            pytest.exit(f"agentloop: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
 
     def _hold(self, model: ModelRun) -> dict[str, Any]:
         """Lease `model` on its host, keeping the lease until the items move to another model.
