@@ -216,11 +216,11 @@ def _timings(rng: random.Random) -> dict[str, Any]:
 def random_body(rng: random.Random, turn: int) -> Reply:
     """One reply for the scripted server: status, headers and raw bytes, seeded by `rng`."""
     roll = rng.random()
-    if roll < 0.05:
+    if roll < 0.03:
         return {"status": 200, "raw": HTML_PAGE}
-    if roll < 0.1:
+    if roll < 0.06:
         return {"status": rng.choice([500, 502, 503, 429]), "raw": HTML_PAGE, "headers": {"Retry-After": "0"}}
-    if roll < 0.15:
+    if roll < 0.09:
         depth = rng.choice([70, 5000, 200_000])
         return {"raw": b'{"choices": [{"message": {"content": ' + b"[" * depth + b"]" * depth + b"}}]}"}
     message: dict[str, Any] = {"role": "assistant", "content": rng.choice([*CONTENTS, _junk(rng)])}
@@ -232,10 +232,10 @@ def random_body(rng: random.Random, turn: int) -> Reply:
         body["usage"] = rng.choice(USAGES)
     if rng.random() < 0.3:
         body["timings"] = _timings(rng)
-    if rng.random() < 0.1:
+    if rng.random() < 0.04:
         body["choices"] = rng.choice(CHOICES)
     raw = json.dumps(body).encode()
-    if rng.random() < 0.1:
+    if rng.random() < 0.04:
         raw = raw[: rng.randrange(len(raw))]
     return {"raw": raw}
 
