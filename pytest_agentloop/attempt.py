@@ -9,6 +9,7 @@ infra_error record naming the error; only a usage error (BackendError) stops it,
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
@@ -22,6 +23,7 @@ from pytest_agentloop.cells import BASELINE, Cell
 from pytest_agentloop.grading import Grade, grade
 from pytest_agentloop.records import Attempt, Outcome, Transcript
 from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.truncation import mark_truncation
 from pytest_agentloop.workspace import Workspace
 
 # Given the built-in grade, returns a replacement or None (the `pytest_agentloop_grade` hook).
@@ -86,10 +88,12 @@ def run_attempt(
         finished=datetime.now(UTC),
         canary_hash=canary.content_hash,
         cell_config=cell.config(),
+        budget=asdict(Budget.for_attempt(canary, cell)),
         model_info={**(model_info or {}), **episode.fingerprint},
         host=host,
         estimated_tokens=_estimated_tokens(episode),
         **episode.serving.fields(),
+        context_truncated=mark_truncation(transcript),
         transcript=transcript,
     )
 

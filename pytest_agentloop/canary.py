@@ -22,7 +22,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-TIERS = ("smoke", "lite", "medium", "heavy", "trap")
 Tier = Literal["smoke", "lite", "medium", "heavy", "trap"]
 
 

@@ -28,7 +28,7 @@ import filelock
 import psutil  # type: ignore[import-untyped,unused-ignore]
 
 from pytest_agentloop.backends.base import BackendError, InfraError
-from pytest_agentloop.backends.lifecycle import ManagedHost
+from pytest_agentloop.backends.lifecycle import LoadedModel, ManagedHost
 from pytest_agentloop.memory import (
     DEFAULT_RESERVE_BYTES,
     Estimate,
@@ -141,7 +141,7 @@ class HostManager:
                 loaded = {m.name: m for m in self.host.loaded_models()}
                 entry = state.get(model, {"context": 0, "holders": []})
                 current = loaded.get(model)
-                if current is not None and max(current.context or 0, entry["context"]) >= context:
+                if current is not None and self._serves(current, entry["context"], context):
                     state[model] = {
                         "context": entry["context"] or context,
                         "holders": [*entry["holders"], token],
@@ -163,6 +163,13 @@ class HostManager:
                 self._log("wait", model, context=context, held=busy)
                 logged_wait = True
             time.sleep(self.waits.poll_s)
+
+    def _serves(self, current: LoadedModel, leased_context: int, context: int) -> bool:
+        """Loaded at `context` or more; a runtime whose chats carry their context (Ollama's `num_ctx`)
+        must be at exactly it, or the first chat reloads the model at another size, outside the guard."""
+        if getattr(self.host, "exact_context", False):
+            return (current.context or leased_context) == context
+        return max(current.context or 0, leased_context) >= context
 
     def _load(self, model: str, context: int, token: str, state: dict[str, Any], keep: set[str]) -> Lease:
         available = self.host.available_models()

@@ -215,6 +215,17 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     runner.smoke = {key: item for key, item in chosen if not item.model.is_pseudo}
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """Under xdist, check the models on the controller first (see Runner.preflight)."""
+    from pytest_agentloop.runner import runner_key
+
+    runner = session.config.stash.get(runner_key, None)
+    distributed = session.config.pluginmanager.has_plugin("dsession")
+    if runner is not None and distributed and not session.config.option.collectonly:
+        runner.preflight()
+
+
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     """Give the model's lease back once this process moves on to another model (or runs out)."""
     model = getattr(item, "model", None)
@@ -267,6 +278,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if _is_configured(session.config):
         _start_runner(session.config)
     session.config.pluginmanager.register(RunReporter(session.config), "agentloop-reporter")
+    if _is_configured(session.config):
+        from pytest_agentloop.progress import ProgressReporter  # turn i/N, outcome letters, gate lines
+
+        session.config.pluginmanager.register(ProgressReporter(session.config), "agentloop-progress")
     from pytest_agentloop.report.outputs import register_outputs
 
     register_outputs(session.config)
@@ -311,7 +326,7 @@ class RunReporter:
             return
         from pytest_agentloop.report.decide import write_decide
         from pytest_agentloop.report.terminal import write_summary
-        from pytest_agentloop.store import run_attempts
+        from pytest_agentloop.store.plugin import run_attempts
 
         attempts = run_attempts(self.config)  # a resumed run's verdict covers its earlier sessions too
         write_summary(terminalreporter, attempts, self.results.path)
@@ -338,7 +353,7 @@ class RunReporter:
         if directory is None or self.is_worker or self.results is None or not self.results.attempts:
             return
         from pytest_agentloop.report.card import host_fingerprint, write_cards
-        from pytest_agentloop.store import run_attempts
+        from pytest_agentloop.store.plugin import run_attempts
 
         def amend(model: str, lines: list[str], attempts: list[Any]) -> None:
             self.config.hook.pytest_agentloop_card(model=model, lines=lines, attempts=attempts)

@@ -79,6 +79,7 @@ class Results:
             self.write()
 
     def document(self) -> dict[str, Any]:
+        from pytest_agentloop.analysis.diagnosis import pooled_ceiling_diagnoses
         from pytest_agentloop.analysis.verdicts import summarize
 
         return {
@@ -90,6 +91,8 @@ class Results:
             },
             "attempts": [attempt.to_record() for attempt in self.attempts],
             "summary": [asdict(row) for row in summarize(self.attempts)],
+            # the ceiling over each model's over-budget canaries together, as the terminal shows it
+            "pooled_diagnoses": [asdict(d) for d in pooled_ceiling_diagnoses(self.attempts)],
         }
 
     def write(self) -> None:

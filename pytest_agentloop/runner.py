@@ -7,6 +7,7 @@ runtime, and they are closed when the session ends.
 
 from __future__ import annotations
 
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,23 +126,13 @@ class Runner:
 
     def _attempt(self, item: CanaryItem) -> Attempt:
         model = item.model
-        refused = self._refused.get(model.spec.raw)
-        if refused is not None:
-            skip_attempt(refused)
         try:
             agent, info = self._agent_for(model, item.cell)
-            info = {**info, **self._hold(model)}
+            info = {**info, **self.hold(model)}
         except InfraError as exc:  # the host failed before the attempt began: recorded, never lost
             return infra_attempt(
                 item.canary, model.spec.raw, item.cell, item.repetition, str(exc), host=model.host
             )
-        except BackendError as exc:  # ModelWontFit: nothing was loaded
-            from pytest_agentloop.hosts import ModelWontFit
-
-            if not isinstance(exc, ModelWontFit):
-                pytest.exit(f"agentloop: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
-            self._refused[model.spec.raw] = f"agentloop: {exc}"
-            skip_attempt(self._refused[model.spec.raw])
         try:
             return run_attempt(
                 item.canary,
@@ -159,6 +150,22 @@ class Runner:
         except BackendError as exc:  # a request the server will never accept: the run stops, once
             pytest.exit(f"agentloop: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
 
+    def hold(self, model: ModelRun) -> dict[str, Any]:
+        """Lease `model` (see `_hold`); anything that talks to the model, the determinism probe too, runs
+        inside it. A guard refusal skips the model's items; any other usage error stops the run."""
+        refused = self._refused.get(model.spec.raw)
+        if refused is not None:
+            skip_attempt(refused)
+        try:
+            return self._hold(model)
+        except BackendError as exc:  # ModelWontFit: nothing was loaded
+            from pytest_agentloop.hosts import ModelWontFit
+
+            if not isinstance(exc, ModelWontFit):
+                pytest.exit(f"agentloop: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+            self._refused[model.spec.raw] = f"agentloop: {exc}"
+            skip_attempt(self._refused[model.spec.raw])
+
     def _hold(self, model: ModelRun) -> dict[str, Any]:
         """Lease `model` on its host, keeping the lease until the items move to another model.
 
@@ -174,13 +181,15 @@ class Runner:
         self.release()
         stack = ExitStack()
         lease = stack.enter_context(manager.lease(model.spec.model, self._context(model)))
-        resident = next((m.size_bytes for m in manager.host.loaded_models() if m.name == lease.model), None)
+        loaded = next((m for m in manager.host.loaded_models() if m.name == lease.model), None)
         info = {
             "host_name": manager.host.name,
             "lease_reused": lease.reused,
             "load_s": lease.load_s,
             "guard": lease.guard,
-            "resident_bytes": resident,
+            "resident_bytes": loaded.size_bytes if loaded else None,
+            # The effective context: what the host says the model is loaded at, else what was leased.
+            "context": (loaded.context if loaded and loaded.context else None) or lease.context,
         }
         self._held = (model.spec.raw, stack, info)
         return info
@@ -224,7 +233,7 @@ class Runner:
         return self._managers[model.spec.raw]
 
     def _context(self, model: ModelRun) -> int:
-        return int(self._backend_options(model).get("context") or self.settings.guard.context)
+        return int(self._backend_options(model)["context"])
 
     def shared_dir(self) -> Path:
         """A directory every process of this run shares: the xdist run's common basetemp parent."""
@@ -287,26 +296,60 @@ class Runner:
     def backend(self, model: ModelRun) -> Backend:
         backend = self._backends.get(model.spec.raw)
         if backend is None:
-            from pytest_agentloop.backends.registry import make_backend
+            from pytest_agentloop.progress import announce
 
-            options = self._backend_options(model)
+            doing = "starting the model server for" if model.spec.backend == "embedded" else "reaching"
+            announce(self.config, f"{doing} {model.spec.raw} …")
+            started = time.monotonic()
             try:
-                backend = self.config.hook.pytest_agentloop_make_backend(
-                    spec=model.spec, host=model.host, options=options, config=self.config
-                ) or make_backend(model.spec, model.host, options)
-                check = getattr(backend, "check", None)
-                if callable(check):  # once per model: unreachable host or unknown model, one line
-                    check()
+                backend = self._checked_backend(model)
             except BackendError as exc:
                 pytest.exit(f"agentloop: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+            url = getattr(backend, "base_url", None) or model.host or "its default URL"
+            announce(self.config, f"{model.spec.raw} ready at {url} ({time.monotonic() - started:.1f}s)")
             self._backends[model.spec.raw] = backend
         return backend
+
+    def _checked_backend(self, model: ModelRun) -> Backend:
+        """The model's backend, checked once: an unreachable host or an unknown model is one line."""
+        from pytest_agentloop.backends.registry import make_backend
+
+        options = self._backend_options(model)
+        backend: Backend = self.config.hook.pytest_agentloop_make_backend(
+            spec=model.spec, host=model.host, options=options, config=self.config
+        ) or make_backend(model.spec, model.host, options)
+        check = getattr(backend, "check", None)
+        if callable(check):
+            check()
+        return backend
+
+    def preflight(self) -> None:
+        """The start-up checks, run on the xdist controller before any item is handed out: a usage error
+        raised inside a worker reaches the user as an xdist INTERNALERROR, not as its one line.
+
+        The embedded backend only has its model file checked here; its server starts on the worker.
+        """
+        from pytest_agentloop.backends.embedded import resolve_model_path
+
+        for model in self.models:
+            if model.is_pseudo or model.spec.backend in AGENT_KINDS:
+                continue
+            try:
+                if model.spec.backend == "embedded":
+                    resolve_model_path(model.spec.model)
+                else:
+                    self._checked_backend(model).close()
+            except BackendError as exc:
+                pytest.exit(f"agentloop: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
 
     def _backend_options(self, model: ModelRun) -> dict[str, Any]:
         """[backends.NAME] options; the embedded backend also takes the [embedded] table."""
         options = dict(self.settings.backends.get(model.spec.backend, {}))
         if model.spec.backend == "embedded":
             return {**self.settings.embedded.model_dump(), **options}
+        # One context from the lease to every request: the guard sizes it, the host loads it, and the
+        # backend sends it (Ollama reloads at its own default when a chat carries no num_ctx).
+        options.setdefault("context", self.settings.guard.context)
         return options
 
     def close(self) -> None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from pytest_agentloop.agent.base import AgentTask, Episode
 from pytest_agentloop.agent.pseudo import NullAgent, ReferenceAgent
 from pytest_agentloop.attempt import run_attempt
-from pytest_agentloop.canary import TIERS, Canary, load_canary
+from pytest_agentloop.canary import Canary, Tier, load_canary
 from pytest_agentloop.grading import run_checks
 from pytest_agentloop.records import Attempt, Outcome, ToolCall, Transcript, Turn
 from pytest_agentloop.sandbox import SandboxLimits
@@ -38,7 +39,7 @@ def escalates(canary: Canary) -> bool:
 
 
 def test_the_suite_covers_every_tier() -> None:
-    counts = {tier: sum(c.tier == tier for c in CANARIES.values()) for tier in TIERS}
+    counts = {tier: sum(c.tier == tier for c in CANARIES.values()) for tier in get_args(Tier)}
     assert counts["smoke"] >= 1 and counts["lite"] >= 4 and counts["medium"] >= 4
     assert counts["heavy"] >= 3 and counts["trap"] >= 2, counts
 
@@ -54,7 +55,8 @@ def test_layout(canary: Canary) -> None:
 
 
 def test_budgets_grow_with_the_tier() -> None:
-    turns = {tier: [c.spec.budget.turns for c in CANARIES.values() if c.tier == tier] for tier in TIERS}
+    tiers = get_args(Tier)
+    turns = {tier: [c.spec.budget.turns for c in CANARIES.values() if c.tier == tier] for tier in tiers}
     assert max(turns["smoke"]) < min(turns["lite"]) <= max(turns["lite"]) < min(turns["medium"])
     assert max(turns["medium"]) < min(turns["heavy"])
 

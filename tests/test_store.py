@@ -15,17 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from pytest_agentloop.analysis.regressions import RunRate, find_regressions
 from pytest_agentloop.records import Attempt, Outcome
-from pytest_agentloop.store import (
-    ResumeKey,
-    RunRate,
-    Store,
-    StoreError,
-    cell_key,
-    find_regressions,
-    model_digest,
-    open_store,
-)
+from pytest_agentloop.store import ResumeKey, Store, StoreError, cell_key, model_digest, open_store
 from tests._attempts import attempt, runs
 
 POSTGRES_ENV = "AGENTLOOP_TEST_POSTGRES"

@@ -32,7 +32,8 @@ def register_outputs(config: pytest.Config) -> None:
     manager = config.pluginmanager
     if opt.agent_store or opt.agent_resume:
         from pytest_agentloop.results import run_info
-        from pytest_agentloop.store import DEFAULT_URL, StoreError, StoreRecorder
+        from pytest_agentloop.store import DEFAULT_URL, StoreError
+        from pytest_agentloop.store.plugin import StoreRecorder
 
         try:
             recorder = StoreRecorder(
@@ -43,7 +44,7 @@ def register_outputs(config: pytest.Config) -> None:
         manager.register(recorder, "agentloop-store")
     if opt.agent_gates and not hasattr(config, "workerinput"):
         from pytest_agentloop.gates import GatePlugin, parse_gates
-        from pytest_agentloop.store import run_attempts
+        from pytest_agentloop.store.plugin import run_attempts
 
         gates = parse_gates(opt.agent_gates)
         manager.register(
