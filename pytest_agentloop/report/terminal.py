@@ -81,5 +81,9 @@ def write_summary(terminalreporter: Any, attempts: Sequence[Attempt], results_pa
             terminalreporter.write_line(
                 f"{summary.model} · {summary.cell} · {summary.canary}: {summary.diagnosis}"
             )
+    from pytest_agentloop.telemetry import serving_lines
+
+    for line in serving_lines(attempts):  # first token, prefill and decode rates; a throughput drop
+        terminalreporter.write_line(f"serving {line}")
     if results_path is not None:
         terminalreporter.write_line(f"results: {results_path}")
