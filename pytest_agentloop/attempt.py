@@ -20,7 +20,7 @@ from pytest_agentloop.agent.tools import Toolbox
 from pytest_agentloop.backends.base import BackendError
 from pytest_agentloop.canary import Canary
 from pytest_agentloop.cells import BASELINE, Cell
-from pytest_agentloop.grading import Grade, grade
+from pytest_agentloop.grading import Grade, grade, unmet_requirements
 from pytest_agentloop.records import Attempt, Outcome, Transcript
 from pytest_agentloop.sandbox import SandboxLimits
 from pytest_agentloop.truncation import mark_truncation
@@ -80,6 +80,7 @@ def run_attempt(
         model_s=round(episode.model_s, 3),
         checks_passed=result.checks_passed,
         checks_total=result.checks_total,
+        checks_baseline=result.checks_baseline,
         pushed=result.pushed,
         infra_retries=retries,
         infra_reasons=infra_reasons,
@@ -154,11 +155,12 @@ def _one_try(
 ) -> tuple[Episode, Grade, Path | None]:
     episode: Episode | None = None
     try:
+        limits = limits.for_canary(canary)  # the canary's [sandbox] needs: network, image
         with Workspace.create(canary, parent) as workspace:
-            toolbox = Toolbox(workspace, canary.spec.test_command, limits)
             budget = Budget.for_attempt(canary, cell)
+            toolbox = Toolbox(workspace, canary.spec.test_command, limits, seconds=budget.seconds)
             task = AgentTask(canary=canary, cell=cell, budget=budget, toolbox=toolbox)
-            episode = agent.run(task)
+            episode = unmet_requirements(canary, limits) or agent.run(task)
             result = grade(canary, workspace, episode, limits)
             if review is not None:
                 result = review(canary, workspace, episode, result) or result

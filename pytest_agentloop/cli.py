@@ -23,6 +23,7 @@ from typing import Any
 from pytest_agentloop.analysis.stats import compare_attempts, wilson
 from pytest_agentloop.analysis.verdicts import summarize
 from pytest_agentloop.records import Attempt
+from pytest_agentloop.report.stack import stack_differences
 
 
 class CliError(Exception):
@@ -45,6 +46,12 @@ def _is_store(source: str) -> bool:
 
 def load(source: str) -> tuple[str, list[Attempt]]:
     """(label, attempts) of one run, from a results file or `STORE_URL[#RUN_ID]`."""
+    label, _, attempts = load_run(source)
+    return label, attempts
+
+
+def load_run(source: str) -> tuple[str, dict[str, Any], list[Attempt]]:
+    """(label, run section, attempts) of one run, from a results file or `STORE_URL[#RUN_ID]`."""
     if _is_store(source):
         from pytest_agentloop.store import StoreError, open_store
 
@@ -60,7 +67,7 @@ def load(source: str) -> tuple[str, list[Attempt]]:
             run_id = run_id or runs[-1]["run_id"]
             if run_id not in {r["run_id"] for r in runs}:
                 raise CliError(f"{url}: no run {run_id!r}; `agentloop history` lists the runs")
-            return f"run {run_id}", store.attempts(run_id)
+            return f"run {run_id}", store.run_info(run_id), store.attempts(run_id)
         finally:
             store.close()
     from pytest_agentloop.results import load_results
@@ -69,21 +76,22 @@ def load(source: str) -> tuple[str, list[Attempt]]:
         run, attempts = load_results(Path(source), transcripts=True)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    return f"{source} ({run.get('started', '?')})", attempts
+    return f"{source} ({run.get('started', '?')})", run, attempts
 
 
-def merged(sources: Sequence[str]) -> tuple[str, list[Attempt]]:
+def merged(sources: Sequence[str]) -> tuple[str, list[Attempt], dict[str, str]]:
     """Several sources as one run: an attempt found twice (a resumed run's file and its store) counts once.
 
     Two different attempts with one identity are two runs of the same thing, not parts of one run:
-    pooled, they would count twice and break the pairing by repetition, so they are refused.
+    pooled, they would count twice and break the pairing by repetition, so they are refused. The
+    third value is the machine the (first) run recorded, for the cards' "where it ran".
     """
     from pytest_agentloop.results import attempt_identity
 
-    loaded = [load(source) for source in sources]
+    loaded = [load_run(source) for source in sources]
     seen: dict[tuple[Any, ...], tuple[str, Attempt]] = {}
     attempts = []
-    for label, part in loaded:
+    for label, _, part in loaded:
         for attempt in part:
             key = attempt_identity(attempt)
             if key not in seen:
@@ -94,23 +102,23 @@ def merged(sources: Sequence[str]) -> tuple[str, list[Attempt]]:
                     f"{seen[key][0]} and {label} both hold {' · '.join(map(str, key))}: they are two runs, "
                     "not parts of one; put them side by side with `agentloop compare A B`"
                 )
-    return " + ".join(label for label, _ in loaded), attempts
+    machine: dict[str, str] = next((run["machine"] for _, run, _ in loaded if run.get("machine")), {})
+    return " + ".join(label for label, _, _ in loaded), attempts, machine
 
 
 def cmd_view(args: argparse.Namespace) -> int:
     from pytest_agentloop.report.view import write_view
 
-    label, attempts = merged(args.sources)
+    label, attempts, machine = merged(args.sources)
     store_url = args.store or next((s.partition("#")[0] for s in args.sources if _is_store(s)), None)
-    runs = stored_runs(store_url) if store_url else []
-    path = write_view(args.output, attempts, _prices(args.config, attempts), label, runs)
+    runs = _stored_runs(store_url) if store_url else []
+    path = write_view(args.output, attempts, _prices(args.config, attempts), label, runs, machine)
     print(f"view: {path} ({path.stat().st_size / 1e6:.1f} MB; open it in a browser, no server needed)")
     return 0
 
 
-def stored_runs(url: str) -> list[Any]:
-    """Every run of the store with its attempts, oldest first: the view's history and side-by-side."""
-    from pytest_agentloop.report.view import StoredRun
+def _stored_runs(url: str) -> list[Any]:
+    from pytest_agentloop.report.view import stored_runs
     from pytest_agentloop.store import StoreError, open_store
 
     try:
@@ -118,7 +126,7 @@ def stored_runs(url: str) -> list[Any]:
     except StoreError as exc:
         raise CliError(str(exc)) from None
     try:
-        return [StoredRun(r["run_id"], str(r["started"]), store.attempts(r["run_id"])) for r in store.runs()]
+        return stored_runs(store)
     finally:
         store.close()
 
@@ -127,7 +135,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from pytest_agentloop.report.decide import write_decide
     from pytest_agentloop.report.terminal import write_summary
 
-    label, attempts = merged(args.sources)
+    label, attempts, machine = merged(args.sources)
     prices = _prices(args.config, attempts)
     write_summary(_Out(), attempts, None)
     write_decide(_Out(), attempts, prices)
@@ -140,7 +148,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.cards:
         from pytest_agentloop.report.card import write_cards
 
-        for path in write_cards(args.cards, attempts, {}, prices):
+        for path in write_cards(args.cards, attempts, machine, prices):
             print(f"card: {path}")
     return 0
 
@@ -195,7 +203,7 @@ def compare_lines(
     lines.append(f"{'all':<{width}}  {_rate(a):<22}  {_rate(b)}")
     comparison = compare_attempts(a, b, "B", against="A")
     lines.append(f"B vs A (unpaired, on the canaries both ran): {comparison.text}")
-    return lines
+    return lines + stack_differences(a, b)
 
 
 def per_model(

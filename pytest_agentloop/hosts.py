@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +29,13 @@ import psutil  # type: ignore[import-untyped,unused-ignore]
 
 from pytest_agentloop.backends.base import BackendError, InfraError
 from pytest_agentloop.backends.lifecycle import LoadedModel, ManagedHost
+from pytest_agentloop.hostmemory import MemoryReader
 from pytest_agentloop.memory import (
+    ASSUMPTION,
     DEFAULT_RESERVE_BYTES,
-    Estimate,
+    MetadataError,
     Verdict,
+    assumed_estimate,
     available_memory,
     estimate,
     overhead_for,
@@ -111,8 +114,12 @@ class HostManager:
         guard: GuardSettings | None = None,
         waits: Waits | None = None,
         root: Path | None = None,
+        memory: MemoryReader | None = None,
     ) -> None:
         self.host = host
+        # Where free memory is read: the host's own exporters or stated size (hostmemory.py); this
+        # machine's RAM/GPU by default, which is right only for a runtime running here.
+        self.memory: MemoryReader = memory or available_memory
         self.guard = guard or GuardSettings()
         self.waits = waits or Waits()
         self.dir = lease_dir(host.name, root)
@@ -124,6 +131,8 @@ class HostManager:
     def lease(self, model: str, context: int) -> Iterator[Lease]:
         """Hold `model` loaded with at least `context` for the duration of the block."""
         token = f"{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        resolve = getattr(self.host, "resolve", None)  # the name the host serves it under, if it renames
+        model = str(resolve(model)) if callable(resolve) else model
         granted = self._acquire(model, context, token)
         try:
             yield granted
@@ -220,18 +229,32 @@ class HostManager:
         return judged
 
     def _judge(self, model: str, context: int) -> Verdict:
-        available = available_memory(self.guard.reserve_bytes)
-        sized: Estimate
-        if self.host.reserved_fraction is not None:
-            sized = reserved_estimate(model, context, self.host.reserved_fraction, available.total)
-        else:
-            sized = estimate(
-                self.host.model_metadata(model),
-                context,
-                self.guard.parallel,
-                self.guard.kv_bytes_per_elem,
-                overhead_for(available),
+        available = self.memory(self.guard.reserve_bytes)
+        if available is None:
+            return Verdict(
+                True,
+                f"unchecked: {self.host.name} is another machine and nothing says how much memory it has "
+                "free; give it a [hosts.NAME] table with node_exporter, dcgm_exporter or memory_gib",
             )
+        if self.host.reserved_fraction is not None:
+            # vLLM's own rule: it starts or wakes only if its fraction of the device is free. That
+            # fraction already leaves the rest to everyone else, so adding the margin and the reserve
+            # again would demand 0.9 + 10% + 2 GiB, and a sleeping server could never be woken.
+            reserved = reserved_estimate(model, context, self.host.reserved_fraction, available.total)
+            return verdict(reserved, replace(available, reserve=0), 0.0)
+        try:
+            meta = self.host.model_metadata(model)
+        except MetadataError as exc:  # the runtime does not report the shape: size under a stated assumption
+            if exc.weights_bytes is None:
+                return Verdict(True, f"unsized: {exc}; loaded without a memory check")
+            sized = assumed_estimate(
+                model, context, self.guard.parallel, exc.weights_bytes, overhead_for(available)
+            )
+            judged = verdict(sized, available, self.guard.margin_fraction)
+            return replace(judged, message=f"{judged.message} [{ASSUMPTION}, since {exc}]")
+        sized = estimate(
+            meta, context, self.guard.parallel, self.guard.kv_bytes_per_elem, overhead_for(available)
+        )
         return verdict(sized, available, self.guard.margin_fraction)
 
     def _release(self, model: str, token: str) -> None:

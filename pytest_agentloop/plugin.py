@@ -157,13 +157,14 @@ def _start_runner(config: pytest.Config) -> None:
     from pytest_agentloop.backends.base import BackendError
     from pytest_agentloop.matrix import MatrixError
     from pytest_agentloop.runner import Runner, runner_key
+    from pytest_agentloop.sandbox import SandboxUnavailable
     from pytest_agentloop.tuning import TuningError
 
     settings = _settings(config)
     if settings.models:
         try:
             config.stash[runner_key] = Runner(config, settings)
-        except (BackendError, MatrixError, TuningError) as exc:
+        except (BackendError, MatrixError, TuningError, SandboxUnavailable) as exc:
             raise pytest.UsageError(f"agentloop: {exc}") from None
 
 

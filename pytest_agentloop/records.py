@@ -143,9 +143,12 @@ class Attempt(BaseModel):
     completion_tokens: int | None = 0
     wall_s: float = 0.0
     model_s: float = 0.0
-    # Partial credit: hidden checks passed / run (None when the checks never ran).
+    # Partial credit, measured against the starting repo: of the hidden checks the untouched repo
+    # fails, how many pass on origin (None when the checks never ran). Checks the starting repo
+    # already passes are never the model's work: they are counted apart in checks_baseline.
     checks_passed: int | None = None
     checks_total: int | None = None
+    checks_baseline: int | None = None
     pushed: bool = False
     infra_retries: int = 0
     started: datetime | None = None

@@ -23,16 +23,18 @@ from pytest_agentloop.config import Settings
 from pytest_agentloop.items import skip_attempt
 from pytest_agentloop.matrix import expand, load_matrix
 from pytest_agentloop.records import Attempt
-from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.sandbox import SandboxLimits, require
 from pytest_agentloop.scheduling import GateKey, assign_hosts, gate_key
 from pytest_agentloop.tuning import TuningPlan
 
 if TYPE_CHECKING:
     from pytest_agentloop.agent.base import Episode
     from pytest_agentloop.agent.external import ExternalAgentSettings
+    from pytest_agentloop.backends.lifecycle import ManagedHost
     from pytest_agentloop.canary import Canary
     from pytest_agentloop.gate import SmokeGate
     from pytest_agentloop.grading import Grade
+    from pytest_agentloop.hostmemory import MemoryReader
     from pytest_agentloop.hosts import HostManager
     from pytest_agentloop.items import CanaryItem
     from pytest_agentloop.workspace import Workspace
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
 PSEUDO_MODELS = ("reference", "null")
 # Specs that name an agent rather than a backend: external:NAME ([agents.NAME]), python:MODULE:CLASS.
 AGENT_KINDS = ("external", "python")
+# [backends.NAME] keys that describe the serving stack rather than configure the client.
+STATED_STACK = ("tool_call_parser",)
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,8 @@ class Runner:
         self.models = plan_models(settings.models, settings.hosts, hooked=hooked)
         self._external_settings()  # an external:NAME without its [agents.NAME] table is a usage error
         self.limits = SandboxLimits(**settings.sandbox.model_dump())
+        if self.limits.engine != "podman" or self.limits.image:  # else each canary names its image
+            require(self.limits)  # a sandbox that cannot run refuses the run here, with the fix
         self.matrix = load_matrix(settings.matrix)
         self.tuning = TuningPlan.load(settings.combine, settings.diagnose, [m.spec.raw for m in self.models])
         self._backends: dict[str, Backend] = {}
@@ -177,13 +183,18 @@ class Runner:
         if manager is None:
             return self._resident(model)
         if self._held is not None and self._held[0] == model.spec.raw:
-            return {**self._held[2], "lease_reused": True}
+            served = self._held[2]["served_as"]
+            if any(m.name == served for m in manager.host.loaded_models()):
+                return {**self._held[2], "lease_reused": True}
+            # Gone while held (LM Studio's idle TTL, an eviction, a restart): lease it again, guarded,
+            # rather than let the next chat load it implicitly (JIT) at the runtime's default context.
         self.release()
         stack = ExitStack()
         lease = stack.enter_context(manager.lease(model.spec.model, self._context(model)))
         loaded = next((m for m in manager.host.loaded_models() if m.name == lease.model), None)
         info = {
             "host_name": manager.host.name,
+            "served_as": lease.model,
             "lease_reused": lease.reused,
             "load_s": lease.load_s,
             "guard": lease.guard,
@@ -228,9 +239,17 @@ class Runner:
                         parallel=guard.parallel,
                     ),
                     root=self.shared_dir() / "agentloop-hosts",
+                    memory=self._memory_reader(model, host),
                 )
             )
         return self._managers[model.spec.raw]
+
+    def _memory_reader(self, model: ModelRun, host: ManagedHost) -> MemoryReader:
+        """The guard reads the memory of the machine the model lives on (hostmemory.py)."""
+        from pytest_agentloop.hostmemory import find_machine, memory_reader
+
+        machine = find_machine(self.settings.machines, model.spec.raw, model.host)
+        return memory_reader(machine, model.host, host.loaded_models)
 
     def _context(self, model: ModelRun) -> int:
         return int(self._backend_options(model)["context"])
@@ -263,7 +282,9 @@ class Runner:
         if model.spec.backend == "null":
             return NullAgent(), {"backend": "null"}
         backend = self.backend(model)
-        return LoopAgent(backend), backend.fingerprint()
+        # What the server cannot report but the user can state (vLLM's --tool-call-parser) joins the record.
+        stated = {k: v for k, v in self._backend_options(model).items() if k in STATED_STACK}
+        return LoopAgent(backend), {**backend.fingerprint(), **stated}
 
     def _named_agent(self, model: ModelRun) -> tuple[Agent, dict[str, Any]]:
         """external:NAME or python:MODULE:CLASS; a bad one stops the run with a usage error."""

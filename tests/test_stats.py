@@ -8,7 +8,7 @@ import pytest
 from _attempts import runs
 from hypothesis import given
 from hypothesis import strategies as st
-from scipy.stats import boschloo_exact
+from scipy.stats import boschloo_exact, fisher_exact
 
 from pytest_agentloop.analysis.stats import (
     BELOW_MINIMUM,
@@ -16,10 +16,12 @@ from pytest_agentloop.analysis.stats import (
     boschloo_greater,
     compare_attempts,
     compare_counts,
+    holm,
     more_runs,
     newcombe,
     pass_hat_k,
     runs_by_canary,
+    stratified_lower_tail,
     wilson,
 )
 
@@ -163,3 +165,32 @@ def test_pass_hat_k() -> None:
     assert math.isclose(hat.observed, 2 / 3)  # a and b passed their first two runs
     assert math.isclose(hat.unbiased, (1 + 1 / 3 + 0) / 3)  # C(2,2)/C(3,2) = 1/3 for b
     assert pass_hat_k(by_canary, 4).canaries == 0
+
+
+@pytest.mark.parametrize(
+    ("now", "n", "before", "m"), [(2, 3, 15, 15), (0, 4, 4, 4), (5, 10, 47, 50), (3, 3, 0, 5)]
+)
+def test_one_stratum_is_fishers_exact_test(now: int, n: int, before: int, m: int) -> None:
+    expected = fisher_exact([[now, n - now], [before, m - before]], alternative="less").pvalue
+    assert math.isclose(stratified_lower_tail([(now, n, before, m)]), expected, rel_tol=1e-9)
+
+
+def test_strata_convolve_like_brute_force_enumeration() -> None:
+    """Two canaries: the exact conditional distribution of the summed passes, enumerated by hand."""
+    strata = [(1, 3, 5, 6), (0, 2, 2, 3)]
+
+    def pmf(now_n: int, old_n: int, total: int, k: int) -> float:
+        return math.comb(now_n, k) * math.comb(old_n, total - k) / math.comb(now_n + old_n, total)
+
+    brute = sum(
+        pmf(3, 6, 6, a) * pmf(2, 3, 2, b)
+        for a in range(4)
+        for b in range(3)
+        if a + b <= 1 and a <= 6 and b <= 2
+    )
+    assert math.isclose(stratified_lower_tail(strata), brute, rel_tol=1e-12)
+
+
+def test_holm_matches_its_definition() -> None:
+    assert holm([0.01, 0.04, 0.03, 0.20]) == pytest.approx([0.04, 0.09, 0.09, 0.20])
+    assert holm([]) == []

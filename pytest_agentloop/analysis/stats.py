@@ -262,3 +262,44 @@ def more_runs(comparison: Comparison, settled: Callable[[Comparison], bool]) -> 
         if settled(projected):
             return more
     return None
+
+
+Stratum = tuple[int, int, int, int]  # (passes now, runs now, passes before, runs before) of one canary
+
+
+def stratified_lower_tail(strata: Sequence[Stratum]) -> float:
+    """One-sided exact p that "now" passes less often than "before", stratified by canary.
+
+    The conditional exact test of Cochran-Mantel-Haenszel: given each canary's margins, its passes now
+    are hypergeometric under the null; the p-value is the lower tail of their sum (the convolution).
+    With one canary this is Fisher's exact test. Each canary keeps its own difficulty, so canaries run
+    more often in one run than the other cannot tip the result, and a history without spread (15/15)
+    is a finite sample, not a certainty.
+    """
+    dist = [1.0]  # dist[t]: probability that the passes now sum to t over the canaries so far
+    observed = 0
+    for now_passes, now_n, old_passes, old_n in strata:
+        total = now_passes + old_passes
+        whole = math.comb(now_n + old_n, total)
+        pmf = [
+            math.comb(now_n, k) * math.comb(old_n, total - k) / whole if k <= total else 0.0
+            for k in range(now_n + 1)
+        ]
+        dist = [
+            sum(dist[t - k] * pmf[k] for k in range(len(pmf)) if 0 <= t - k < len(dist))
+            for t in range(len(dist) + now_n)
+        ]
+        observed += now_passes
+    return min(1.0, sum(dist[: observed + 1]))
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-adjusted p-values: the family-wise error stays at alpha over all checks, with more power
+    than Bonferroni (the smallest p is multiplied by m, the next by m-1, kept monotone)."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted = [1.0] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted

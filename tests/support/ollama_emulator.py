@@ -52,8 +52,15 @@ class Script:
 class OllamaEmulator(RuntimeServer):
     name = "ollama-emulator"
 
-    def __init__(self, models: list[OllamaModel], *, behaviour: str = "solve", edits: Edits = ()) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        models: list[OllamaModel],
+        *,
+        behaviour: str = "solve",
+        edits: Edits = (),
+        address: str = "127.0.0.1",
+    ) -> None:
+        super().__init__(address)
         self.models = {m.name: m for m in models}
         self.loaded: dict[str, int] = {}  # name -> context
         self.loads: list[tuple[str, int]] = []  # every (re)load, in order: what the guard never saw

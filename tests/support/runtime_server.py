@@ -21,10 +21,10 @@ class RuntimeServer:
 
     name = "runtime"
 
-    def __init__(self) -> None:
+    def __init__(self, address: str = "127.0.0.1") -> None:
         self.requests: list[tuple[str, str, Any]] = []  # (method, path, body)
         self.lock = threading.RLock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._httpd = ThreadingHTTPServer((address, 0), _handler_for(self))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=self.name, daemon=True
@@ -75,10 +75,11 @@ def _handler_for(server: RuntimeServer) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_DELETE = _serve
 
         def _send(self, status: int, payload: Any) -> None:
-            data = b"" if payload is None else json.dumps(payload).encode()
+            text = isinstance(payload, str)  # a Prometheus exposition; everything else is JSON
+            data = b"" if payload is None else (payload if text else json.dumps(payload)).encode()
             try:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "text/plain; version=0.0.4" if text else "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

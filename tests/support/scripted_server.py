@@ -27,8 +27,8 @@ from types import TracebackType
 from typing import Any
 
 Edits = Sequence[tuple[str, str]]
-# {"content", "tool_calls"?, "finish_reason"?, "usage"?} or {"status": 500}, plus the fault keys
-# "headers", "raw" (bytes or str, sent as is), "delay_s" (seconds before replying).
+# {"content", "tool_calls"?, "finish_reason"?, "usage"?, "thinking_tokens"?} or {"status": 500}, plus
+# the fault keys "headers", "raw" (bytes or str, sent as is), "delay_s" (seconds before replying).
 Reply = dict[str, Any]
 Behaviour = Callable[["ScriptedServer", dict[str, Any]], Reply]
 Rate = float | Callable[[int], float]
@@ -339,7 +339,8 @@ def _completion(
     }
     if "usage" in scripted and scripted["usage"] is None:
         return reply  # a server that reports neither usage nor timings
-    usage = scripted.get("usage") or _usage(body, message)
+    usage = dict(scripted.get("usage") or _usage(body, message))
+    usage["completion_tokens"] += scripted.get("thinking_tokens", 0)  # a model that thinks at length
     reply["usage"] = {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}
     prompt_ms, predicted_ms = latency_s * 250.0, latency_s * 750.0
     if decode_tps:  # llama.cpp's own report: prefill ten times the decode rate
