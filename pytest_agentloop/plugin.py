@@ -62,7 +62,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--agent-gate",
         action="append",
-        default=[],
         dest="agent_gates",
         metavar="EXPR",
         help="CI gate, SCOPE:METRIC OP NUMBER (repeatable), e.g. 'lite:pass_rate>=0.9'; with gates, "
@@ -100,6 +99,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--agent-resume",
         action="store_true",
+        default=None,
         dest="agent_resume",
         help="continue the store's interrupted run: skip attempts it already holds",
     )
@@ -133,6 +133,9 @@ def _settings(config: pytest.Config) -> Any:
         "diagnose": opt.agent_diagnose,
         "cards": opt.agent_cards,
         "smoke": opt.agent_smoke,
+        "store": opt.agent_store,
+        "gates": opt.agent_gates,
+        "resume": opt.agent_resume,
     }
     try:
         table, source = find_config_table(config.rootpath, explicit)
@@ -145,6 +148,8 @@ def _is_configured(config: pytest.Config) -> bool:
     """Cheap test for "this session is about agentloop", so other sessions never import pydantic."""
     opt = config.option
     if opt.agent_models or opt.agent_config or opt.agent_repeat or opt.agent_json or opt.agent_hosts:
+        return True
+    if opt.agent_store or opt.agent_gates or opt.agent_resume:
         return True
     if (config.rootpath / "agentloop.toml").is_file():
         return True

@@ -190,10 +190,13 @@ class Runner:
             # rather than let the next chat load it implicitly (JIT) at the runtime's default context.
         self.release()
         stack = ExitStack()
-        lease = stack.enter_context(manager.lease(model.spec.model, self._context(model)))
+        partners = self._partners(model)
+        lease = stack.enter_context(manager.lease(model.spec.model, self._context(model), partners))
         loaded = next((m for m in manager.host.loaded_models() if m.name == lease.model), None)
         info = {
             "host_name": manager.host.name,
+            # The deployment shape the canaries ran in: the card says which one was tested.
+            "deployment": f"co-resident with {', '.join(partners)}" if partners else "alone on its host",
             "served_as": lease.model,
             "lease_reused": lease.reused,
             "load_s": lease.load_s,
@@ -204,6 +207,20 @@ class Runner:
         }
         self._held = (model.spec.raw, stack, info)
         return info
+
+    def _partners(self, model: ModelRun) -> list[str]:
+        """The models `[guard] co_resident` puts on this model's host beside it (same runtime and URL);
+        a listed model need not be under test: a helper that only serves in production counts too."""
+        group = self.settings.guard.co_resident
+        if model.spec.raw not in group:
+            return []
+        hosts = {m.spec.raw: m.host for m in self.models}
+        partners = [ModelSpec.parse(raw) for raw in group if raw != model.spec.raw]
+        return [
+            spec.model
+            for spec in partners
+            if spec.backend == model.spec.backend and hosts.get(spec.raw, model.host) == model.host
+        ]
 
     def _resident(self, model: ModelRun) -> dict[str, Any]:
         """The embedded server's own growth, the only resident figure an unmanaged backend has."""
