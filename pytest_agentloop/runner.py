@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_agentloop.agent.base import Agent
-from pytest_agentloop.attempt import run_attempt
-from pytest_agentloop.backends.base import Backend, BackendError, ModelSpec
+from pytest_agentloop.attempt import infra_attempt, run_attempt
+from pytest_agentloop.backends.base import Backend, BackendError, InfraError, ModelSpec
 from pytest_agentloop.cells import BASELINE, Cell
 from pytest_agentloop.config import Settings
 from pytest_agentloop.items import skip_attempt
@@ -132,21 +132,29 @@ class Runner:
 
     def _attempt(self, item: CanaryItem) -> Attempt:
         model = item.model
-        agent, info = self._agent_for(model, item.cell)
-        info = {**info, **self.hold(model)}
-        return run_attempt(
-            item.canary,
-            agent,
-            model=model.spec.raw,
-            cell=item.cell,
-            repetition=item.repetition,
-            limits=self.limits,
-            keep=self.settings.keep_workspaces,
-            infra_retries=self.settings.infra_retries,
-            host=model.host,
-            model_info=info,
-            review=self._review,
-        )
+        try:
+            agent, info = self._agent_for(model, item.cell)
+            info = {**info, **self.hold(model)}
+        except InfraError as exc:  # the host failed before the attempt began: recorded, never lost
+            return infra_attempt(
+                item.canary, model.spec.raw, item.cell, item.repetition, str(exc), host=model.host
+            )
+        try:
+            return run_attempt(
+                item.canary,
+                agent,
+                model=model.spec.raw,
+                cell=item.cell,
+                repetition=item.repetition,
+                limits=self.limits,
+                keep=self.settings.keep_workspaces,
+                infra_retries=self.settings.infra_retries,
+                host=model.host,
+                model_info=info,
+                review=self._review,
+            )
+        except BackendError as exc:  # a request the server will never accept: the run stops, once
+            pytest.exit(f"agentloop: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
 
     def hold(self, model: ModelRun) -> dict[str, Any]:
         """Lease `model` (see `_hold`); anything that talks to the model, the determinism probe too, runs
