@@ -204,8 +204,9 @@ def compare_lines(
         lines.append(f"{canary:<{width}}  {_rate(mine):<22}  {_rate(theirs)}")
     lines.append(f"{'all':<{width}}  {_rate(a):<22}  {_rate(b)}")
     comparison = compare_attempts(a, b, "B", against="A")
+    lines.extend(stack_differences(a, b))  # before the verdict, which stays the block's last line
     lines.append(f"B vs A (unpaired, on the canaries both ran): {comparison.text}")
-    return lines + stack_differences(a, b)
+    return lines
 
 
 def per_model(

@@ -35,8 +35,9 @@ def test_compare_two_runs_side_by_side(tmp_path: Path, capsys: pytest.CaptureFix
     assert out[3].split() == ["canary", "A", "pass/N", "[95%", "CI]", "B", "pass/N", "[95%", "CI]"]
     assert out[4].startswith("x ") and "3/3 [0.44, 1.00]" in out[4] and "0/3 [0.00, 0.56]" in out[4]
     assert out[6].startswith("all ") and "5/6" in out[6] and "1/6" in out[6]
-    assert out[7].startswith("B vs A (unpaired, on the canaries both ran): ")
-    assert "B 1/6 vs A 5/6" in out[7] and "Boschloo exact" in out[7]
+    assert out[7] == "serving stack: the same (nothing recorded)"
+    assert out[8].startswith("B vs A (unpaired, on the canaries both ran): ")
+    assert "B 1/6 vs A 5/6" in out[8] and "Boschloo exact" in out[8]
 
 
 def test_compare_never_pools_models(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

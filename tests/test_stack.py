@@ -65,7 +65,7 @@ def test_compare_names_every_difference(tmp_path: Path, capsys: pytest.CaptureFi
     a = results_file(tmp_path / "a.json", with_info(runs("PPP"), **OLLAMA))
     b = results_file(tmp_path / "b.json", with_info(runs("PFF"), **newer))
     assert main(["compare", str(a), str(b)]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == (
+    assert capsys.readouterr().out.splitlines()[-2] == (
         "serving stack differs: runtime version ollama 0.13.1 -> ollama 0.13.2; "
         "weights digest 500a1f067a9f -> b1c2d3; quantization Q4_K_M -> Q8_0; context 8192 -> 4096; "
         "tool-call parser qwen3 -> hermes"
