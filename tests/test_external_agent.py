@@ -102,13 +102,17 @@ def test_a_hanging_agent_is_killed_at_the_time_budget(pytester: pytest.Pytester,
 
 
 def test_the_agent_talks_to_the_configured_model(pytester: pytest.Pytester, project: Path) -> None:
-    """The replay agent asks the real embedded model once; its token counts reach the record."""
+    """The replay agent asks the real embedded model once, through the metering proxy: the proxy's
+    one turn and the model's own token counts reach the record; it declared no tools, so its
+    tool-call counters stay null; its model is fingerprinted like a built-in agent's."""
     result = run(pytester, "asker", "-k", "greeting")
     result.assert_outcomes(passed=1)
     (record,) = attempts(project / "r.json")
-    assert record["turns"] == 4
+    assert record["turns"] == 1
     assert record["prompt_tokens"] > 0 and record["completion_tokens"] > 0
+    assert record["tool_calls"] is None and record["malformed_tool_calls"] is None
     assert record["model_info"]["model_url"].startswith("http://127.0.0.1:")
+    assert record["model_info"]["runtime"] and record["model_info"]["agent"] == "external"
 
 
 def test_an_unknown_external_agent_is_a_one_line_usage_error(
@@ -122,9 +126,10 @@ def test_an_unknown_external_agent_is_a_one_line_usage_error(
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
 
 
-def test_an_unreadable_transcript_makes_its_counters_unknown(tmp_path: Path) -> None:
+def test_one_unreadable_transcript_line_costs_that_line_only(tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl"
-    path.write_text('{"content": "ok", "usage": {"prompt_tokens": 3, "completion_tokens": 1}}\nnot json\n')
+    good = '{"content": "ok", "usage": {"prompt_tokens": 3, "completion_tokens": 1}}'
+    path.write_text(f"{good}\nnot json\n{good}\n")
     lines, problem = read_transcript(path)
-    assert lines is None
-    assert problem.startswith("transcript line 2 unreadable")
+    assert lines is not None and len(lines) == 2
+    assert problem.startswith("transcript t.jsonl: 1 unreadable line(s) skipped (line 2:")
