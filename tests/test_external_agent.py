@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from pytest_agentloop.agent.external import read_transcript
+from tests.support.scripted_server import ScriptedServer
 
 ROOT = Path(__file__).resolve().parents[1]
 REPLAY = "python $AGENTLOOP_ROOT/examples/external_agent.py --solutions $AGENTLOOP_ROOT/canaries"
@@ -34,6 +35,13 @@ command = "echo looked around"
 
 [agents.hang]
 command = "python $AGENTLOOP_ROOT/examples/hanging_agent.py"
+
+[agents.missing]
+command = "no-such-agent --task greeting"
+
+[agents.segv]
+command = 'echo "loading weights"; python -c "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"'
+model = "openai:scripted"
 """
 
 
@@ -133,3 +141,33 @@ def test_one_unreadable_transcript_line_costs_that_line_only(tmp_path: Path) -> 
     lines, problem = read_transcript(path)
     assert lines is not None and len(lines) == 2
     assert problem.startswith("transcript t.jsonl: 1 unreadable line(s) skipped (line 2:")
+
+
+def test_an_agent_that_cannot_start_is_an_infra_error_not_the_models_failure(
+    pytester: pytest.Pytester, project: Path
+) -> None:
+    """/bin/sh's documented status for a command it cannot find is 127 (POSIX, "Command Search and
+    Execution"); its message goes to stderr, which the reason quotes."""
+    run(pytester, "missing", "-k", "greeting", "--agent-keep-workspaces")
+    (record,) = attempts(project / "r.json")
+    assert record["outcome"] == "infra_error"
+    assert record["reason"].startswith("the agent could not run: exit status 127 (command not found):")
+    assert "no-such-agent: not found" in record["reason"]
+    kept = Path(record["reason"].rsplit("workspace kept at ", 1)[1].rstrip(")"))
+    assert "no-such-agent: not found" in (kept.parent / "agent" / "stderr.log").read_text()
+
+
+def test_a_crash_before_the_first_model_call_keeps_its_status_and_output(
+    pytester: pytest.Pytester, project: Path
+) -> None:
+    """A segfault (the shell reports 128 + 11) before any request reached the proxy: infra_error,
+    with the signal named in the reason and the last output lines in the transcript."""
+    with ScriptedServer("solve") as server:
+        run(pytester, "segv", "-k", "greeting", f"--agent-host={server.url}")
+        assert server.requests == []
+    (record,) = attempts(project / "r.json")
+    assert record["outcome"] == "infra_error"
+    assert "before its first model call" in record["reason"] and "SIGSEGV" in record["reason"]
+    lines = (project / "r.transcripts.jsonl").read_text(encoding="utf-8").splitlines()
+    stop = json.loads(lines[0])["transcript"]["agent_stop"]
+    assert "SIGSEGV" in stop and "loading weights" in stop
