@@ -1,10 +1,12 @@
 """The `agentloop` console script: look at results after the run, from a results file or the store.
 
     agentloop report SOURCE... [--html PATH] [--cards DIR]           rebuild summary, HTML, cards
-    agentloop compare A B                                              two runs side by side
+    agentloop view SOURCE... [-o PATH] [--store URL]                   one HTML file to explore a run
+    agentloop compare A B [--model M]                                  two runs side by side, per model
     agentloop compare SOURCE --models M1 M2                            two models of one run
     agentloop history MODEL --store URL                                a model's pass rate over time
     agentloop fit MODEL ...                                            will it fit in memory?
+    agentloop validate canaries/                                       are these canaries sound?
 
 SOURCE is a results file (--agent-json) or a store URL (sqlite:///..., postgresql://...); a store
 URL may end in `#RUN_ID` to pick a run (default: the latest).
@@ -21,7 +23,9 @@ from typing import Any
 
 from pytest_agentloop.analysis.stats import compare_attempts, wilson
 from pytest_agentloop.analysis.verdicts import summarize
+from pytest_agentloop.isolation import ENGINES
 from pytest_agentloop.records import Attempt
+from pytest_agentloop.report.stack import stack_differences
 
 
 class CliError(Exception):
@@ -44,6 +48,12 @@ def _is_store(source: str) -> bool:
 
 def load(source: str) -> tuple[str, list[Attempt]]:
     """(label, attempts) of one run, from a results file or `STORE_URL[#RUN_ID]`."""
+    label, _, attempts = load_run(source)
+    return label, attempts
+
+
+def load_run(source: str) -> tuple[str, dict[str, Any], list[Attempt]]:
+    """(label, run section, attempts) of one run, from a results file or `STORE_URL[#RUN_ID]`."""
     if _is_store(source):
         from pytest_agentloop.store import StoreError, open_store
 
@@ -59,7 +69,7 @@ def load(source: str) -> tuple[str, list[Attempt]]:
             run_id = run_id or runs[-1]["run_id"]
             if run_id not in {r["run_id"] for r in runs}:
                 raise CliError(f"{url}: no run {run_id!r}; `agentloop history` lists the runs")
-            return f"run {run_id}", store.attempts(run_id)
+            return f"run {run_id}", store.run_info(run_id), store.attempts(run_id)
         finally:
             store.close()
     from pytest_agentloop.results import load_results
@@ -68,16 +78,66 @@ def load(source: str) -> tuple[str, list[Attempt]]:
         run, attempts = load_results(Path(source), transcripts=True)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    return f"{source} ({run.get('started', '?')})", attempts
+    return f"{source} ({run.get('started', '?')})", run, attempts
+
+
+def merged(sources: Sequence[str]) -> tuple[str, list[Attempt], dict[str, str]]:
+    """Several sources as one run: an attempt found twice (a resumed run's file and its store) counts once.
+
+    Two different attempts with one identity are two runs of the same thing, not parts of one run:
+    pooled, they would count twice and break the pairing by repetition, so they are refused. The
+    third value is the machine the (first) run recorded, for the cards' "where it ran".
+    """
+    from pytest_agentloop.results import attempt_identity
+
+    loaded = [load_run(source) for source in sources]
+    seen: dict[tuple[Any, ...], tuple[str, Attempt]] = {}
+    attempts = []
+    for label, _, part in loaded:
+        for attempt in part:
+            key = attempt_identity(attempt)
+            if key not in seen:
+                seen[key] = (label, attempt)
+                attempts.append(attempt)
+            elif seen[key][1].started != attempt.started:
+                raise CliError(
+                    f"{seen[key][0]} and {label} both hold {' · '.join(map(str, key))}: they are two runs, "
+                    "not parts of one; put them side by side with `agentloop compare A B`"
+                )
+    machine: dict[str, str] = next((run["machine"] for _, run, _ in loaded if run.get("machine")), {})
+    return " + ".join(label for label, _, _ in loaded), attempts, machine
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    from pytest_agentloop.report.view import write_view
+
+    label, attempts, machine = merged(args.sources)
+    store_url = args.store or next((s.partition("#")[0] for s in args.sources if _is_store(s)), None)
+    runs = _stored_runs(store_url) if store_url else []
+    path = write_view(args.output, attempts, _prices(args.config, attempts), label, runs, machine)
+    print(f"view: {path} ({path.stat().st_size / 1e6:.1f} MB; open it in a browser, no server needed)")
+    return 0
+
+
+def _stored_runs(url: str) -> list[Any]:
+    from pytest_agentloop.report.view import stored_runs
+    from pytest_agentloop.store import StoreError, open_store
+
+    try:
+        store = open_store(url)
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        return stored_runs(store)
+    finally:
+        store.close()
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from pytest_agentloop.report.decide import write_decide
     from pytest_agentloop.report.terminal import write_summary
 
-    loaded = [load(source) for source in args.sources]
-    label = " + ".join(name for name, _ in loaded)
-    attempts = [attempt for _, part in loaded for attempt in part]
+    label, attempts, machine = merged(args.sources)
     prices = _prices(args.config, attempts)
     write_summary(_Out(), attempts, None)
     write_decide(_Out(), attempts, prices)
@@ -90,7 +150,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.cards:
         from pytest_agentloop.report.card import write_cards
 
-        for path in write_cards(args.cards, attempts, {}, prices):
+        for path in write_cards(args.cards, attempts, machine, prices):
             print(f"card: {path}")
     return 0
 
@@ -124,9 +184,10 @@ def _rate(attempts: Sequence[Attempt]) -> str:
 def compare_lines(
     left: tuple[str, list[Attempt]], right: tuple[str, list[Attempt]], cell: str = "baseline"
 ) -> list[str]:
-    """One cell of each side, per canary side by side, then the paired verdict over the shared canaries.
+    """One cell of each side, per canary side by side, then the verdict over the shared canaries.
 
-    Pairs are only meaningful within one cell: mixing cells would pair a baseline run with a probe.
+    Both sides are one model each (the caller splits them): the comparison is unpaired (Boschloo's
+    exact test, Newcombe's interval), since repetitions of two runs are independent.
     """
     (left_label, everything_a), (right_label, everything_b) = left, right
     a, b = _cell_of(cell, left_label, everything_a), _cell_of(cell, right_label, everything_b)
@@ -143,8 +204,37 @@ def compare_lines(
         lines.append(f"{canary:<{width}}  {_rate(mine):<22}  {_rate(theirs)}")
     lines.append(f"{'all':<{width}}  {_rate(a):<22}  {_rate(b)}")
     comparison = compare_attempts(a, b, "B", against="A")
-    lines.append(f"B vs A (paired on canary × repetition): {comparison.text}")
-    return lines
+    lines.append(f"B vs A (unpaired, on the canaries both ran): {comparison.text}")
+    return lines + stack_differences(a, b)
+
+
+def per_model(
+    left: tuple[str, list[Attempt]], right: tuple[str, list[Attempt]], only: str | None
+) -> list[tuple[tuple[str, list[Attempt]], tuple[str, list[Attempt]]]]:
+    """One (A, B) pair of sides per model both runs hold: attempts of different models never pool."""
+    (left_label, a), (right_label, b) = left, right
+    models_a, models_b = {x.model for x in a}, {x.model for x in b}
+    if only is not None:
+        missing = [
+            label for label, models in ((left_label, models_a), (right_label, models_b)) if only not in models
+        ]
+        if missing:
+            raise CliError(f"{' and '.join(missing)}: no attempt of model {only!r}")
+        shared = [only]
+    else:
+        shared = sorted(models_a & models_b)
+    if not shared:
+        held = f"A: {', '.join(sorted(models_a))}; B: {', '.join(sorted(models_b))}"
+        raise CliError(
+            f"the two runs share no model ({held}); compare two models of one run with --models M1 M2"
+        )
+    return [
+        (
+            (f"{left_label} · {model}", [x for x in a if x.model == model]),
+            (f"{right_label} · {model}", [x for x in b if x.model == model]),
+        )
+        for model in shared
+    ]
 
 
 def _cell_of(cell: str, label: str, attempts: list[Attempt]) -> list[Attempt]:
@@ -174,11 +264,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
         for (side, own), model in zip(sides, args.models, strict=True):
             if not own:
                 raise CliError(f"{side}: no attempt of model {model!r}")
-    elif len(args.sources) == 2:
-        sides = [load(source) for source in args.sources]
-    else:
+        print("\n".join(compare_lines(sides[0], sides[1], args.cell)))
+        return 0
+    if len(args.sources) != 2:
         raise CliError("compare needs two sources (A B), or one source and --models M1 M2")
-    print("\n".join(compare_lines(sides[0], sides[1], args.cell)))
+    left, right = (load(source) for source in args.sources)
+    blocks = [compare_lines(a, b, args.cell) for a, b in per_model(left, right, args.model)]
+    print("\n\n".join("\n".join(block) for block in blocks))
+    unmatched = sorted({x.model for x in left[1]} ^ {x.model for x in right[1]})
+    if unmatched and args.model is None:
+        print(f"\nnot compared (in one run only): {', '.join(unmatched)}")
     return 0
 
 
@@ -210,6 +305,13 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    from pytest_agentloop.sandbox import SandboxLimits
+    from pytest_agentloop.validate import validate_paths
+
+    return validate_paths(args.paths, SandboxLimits(engine=args.engine), print)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agentloop", description="Look at agentloop results after the run.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -228,9 +330,28 @@ def _parser() -> argparse.ArgumentParser:
         "[tool.agentloop] of pyproject.toml here)",
     )
     report.set_defaults(run=cmd_report)
+    view = commands.add_parser(
+        "view", help="one self-contained HTML file to explore a run (and the store's history)"
+    )
+    view.add_argument("sources", nargs="+", help="results files or store URL[#RUN_ID]; several are merged")
+    view.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("agentloop-view.html"),
+        help="where (default: agentloop-view.html)",
+    )
+    view.add_argument(
+        "--store", help="store URL whose runs give each model's history (default: a store source)"
+    )
+    view.add_argument("--config", type=Path, help="settings file whose [prices] give cost per pass")
+    view.set_defaults(run=cmd_view)
     compare = commands.add_parser("compare", help="two runs, or two models of one run, side by side")
     compare.add_argument("sources", nargs="+", help="A B (results files or store URL#RUN_ID), or one source")
     compare.add_argument("--models", nargs=2, metavar=("M1", "M2"), help="compare two models of one source")
+    compare.add_argument(
+        "--model", help="compare only this model of A and B (default: one comparison per model both ran)"
+    )
     compare.add_argument(
         "--cell", default="baseline", help="the cell compared on both sides (default: baseline)"
     )
@@ -239,6 +360,14 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("model", help="model spec as run, e.g. ollama:qwen3:30b")
     history.add_argument("--store", default="sqlite:///.agentloop/results.db", help="store URL")
     history.set_defaults(run=cmd_history)
+    validate = commands.add_parser(
+        "validate", help="check canaries: reference passes, null and the untouched push fail, layout rules"
+    )
+    validate.add_argument("paths", nargs="+", type=Path, help="canary folders, or folders holding canaries")
+    validate.add_argument(
+        "--engine", choices=ENGINES, default="bwrap", help="sandbox engine for the runs (default: bwrap)"
+    )
+    validate.set_defaults(run=cmd_validate)
     fit = commands.add_parser(
         "fit", help="will a GGUF model fit in memory? (agentloop fit --help)", add_help=False
     )

@@ -25,7 +25,7 @@ GATE_WAIT_S = 3600.0  # the gate attempt of a slow model on a busy host; bounded
 
 
 @dataclass(frozen=True)
-class GateResult:
+class SmokeResult:
     """What the gate saw: the verdict, and the figures that make a model's first minutes legible."""
 
     model: str
@@ -53,8 +53,8 @@ def _judge(attempt: Attempt, tool_mode: str) -> tuple[bool, str]:
 
     An external agent that writes no transcript has an unknown count (None): only its outcome judges it.
     """
-    if attempt.outcome is Outcome.INFRA_ERROR:
-        return False, f"infra error on the smoke canary: {attempt.reason}"
+    if attempt.outcome is Outcome.INFRA_ERROR:  # the server or the harness, never the model's verdict
+        return False, f"infra error on the smoke canary (not the model's fault): {attempt.reason}"
     if attempt.tool_calls == 0 or attempt.outcome is Outcome.NO_TOOL_CALLS:
         return False, (
             f"no usable tool call on the smoke canary {attempt.canary} in {tool_mode} mode "
@@ -63,12 +63,12 @@ def _judge(attempt: Attempt, tool_mode: str) -> tuple[bool, str]:
     return True, "usable tool calls"
 
 
-def gate_result(attempt: Attempt) -> GateResult:
+def smoke_result(attempt: Attempt) -> SmokeResult:
     tool_mode = str(attempt.cell_config.get("tool_mode", "native"))
     ok, reason = _judge(attempt, tool_mode)
     info = attempt.model_info
     turns = attempt.transcript.turns if attempt.transcript else []
-    return GateResult(
+    return SmokeResult(
         model=attempt.model,
         tool_mode=tool_mode,
         canary=attempt.canary,
@@ -91,15 +91,15 @@ class SmokeGate:
         model, tool_mode = key
         return self.dir / (re.sub(r"[^A-Za-z0-9.]+", "-", model).strip("-")[:80] + f".{tool_mode}.json")
 
-    def run_once(self, key: GateKey, attempt: Callable[[], Attempt]) -> tuple[GateResult, Attempt]:
+    def run_once(self, key: GateKey, attempt: Callable[[], Attempt]) -> tuple[SmokeResult, Attempt]:
         """The gate's verdict and attempt; `attempt` is called only by the first process to ask."""
         path = self._path(key)
         with filelock.FileLock(str(path.with_suffix(".lock")), timeout=GATE_WAIT_S):
             if path.exists():
                 data = json.loads(path.read_text())
-                return GateResult(**data["result"]), Attempt.from_record(data["attempt"])
+                return SmokeResult(**data["result"]), Attempt.from_record(data["attempt"])
             ran = attempt()
-            result = gate_result(ran)
+            result = smoke_result(ran)
             tmp = path.with_suffix(".tmp")
             tmp.write_text(
                 json.dumps({"result": asdict(result), "attempt": ran.to_record(with_transcript=True)})
@@ -107,10 +107,10 @@ class SmokeGate:
             tmp.replace(path)
             return result, ran
 
-    def results(self) -> list[GateResult]:
+    def results(self) -> list[SmokeResult]:
         """Every gate run so far in this run (for the summary), in the order of their file names."""
-        found: list[GateResult] = []
+        found: list[SmokeResult] = []
         for path in sorted(self.dir.glob("*.json")):
             data: dict[str, Any] = json.loads(path.read_text())
-            found.append(GateResult(**data["result"]))
+            found.append(SmokeResult(**data["result"]))
         return found

@@ -41,7 +41,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="base URL of the model runtime when not the backend's default (repeatable)",
     )
     group.addoption(
-        "--repeat", type=int, dest="agent_repeat", metavar="N", help="repetitions per canary × model × cell"
+        "--repeat",
+        dest="agent_repeat",
+        metavar="N|auto[:N]",
+        help="repetitions per canary × model × cell; auto[:N] (default N=9) runs rounds and stops a cell "
+        "once its decision is settled",
     )
     group.addoption(
         "--agent-config",
@@ -62,7 +66,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--agent-gate",
         action="append",
-        default=[],
         dest="agent_gates",
         metavar="EXPR",
         help="CI gate, SCOPE:METRIC OP NUMBER (repeatable), e.g. 'lite:pass_rate>=0.9'; with gates, "
@@ -100,6 +103,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--agent-resume",
         action="store_true",
+        default=None,
         dest="agent_resume",
         help="continue the store's interrupted run: skip attempts it already holds",
     )
@@ -119,20 +123,26 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _settings(config: pytest.Config) -> Any:
+    from pytest_agentloop.adaptive import parse_repeat
     from pytest_agentloop.config import ConfigError, build_settings, find_config_table
 
     opt = config.option
     explicit = Path(opt.agent_config) if opt.agent_config else None
+    repeat, adaptive = parse_repeat(opt.agent_repeat) if opt.agent_repeat else (None, None)
     overrides = {
         "models": opt.agent_models,
         "hosts": opt.agent_hosts,
-        "repeat": opt.agent_repeat,
+        "repeat": repeat,
+        "adaptive": adaptive or None,
         "json": opt.agent_json,
         "keep_workspaces": opt.agent_keep_workspaces,
         "combine": opt.agent_combine,
         "diagnose": opt.agent_diagnose,
         "cards": opt.agent_cards,
         "smoke": opt.agent_smoke,
+        "store": opt.agent_store,
+        "gates": opt.agent_gates,
+        "resume": opt.agent_resume,
     }
     try:
         table, source = find_config_table(config.rootpath, explicit)
@@ -146,6 +156,8 @@ def _is_configured(config: pytest.Config) -> bool:
     opt = config.option
     if opt.agent_models or opt.agent_config or opt.agent_repeat or opt.agent_json or opt.agent_hosts:
         return True
+    if opt.agent_store or opt.agent_gates or opt.agent_resume:
+        return True
     if (config.rootpath / "agentloop.toml").is_file():
         return True
     pyproject = config.rootpath / "pyproject.toml"
@@ -157,14 +169,19 @@ def _start_runner(config: pytest.Config) -> None:
     from pytest_agentloop.backends.base import BackendError
     from pytest_agentloop.matrix import MatrixError
     from pytest_agentloop.runner import Runner, runner_key
+    from pytest_agentloop.sandbox import SandboxUnavailable
     from pytest_agentloop.tuning import TuningError
 
     settings = _settings(config)
     if settings.models:
         try:
             config.stash[runner_key] = Runner(config, settings)
-        except (BackendError, MatrixError, TuningError) as exc:
+        except (BackendError, MatrixError, TuningError, SandboxUnavailable) as exc:
             raise pytest.UsageError(f"agentloop: {exc}") from None
+        if settings.adaptive:
+            from pytest_agentloop.adaptive import AdaptiveRepetition
+
+            config.pluginmanager.register(AdaptiveRepetition(config, settings.repeat), "agentloop-adaptive")
 
 
 def pytest_ignore_collect(collection_path: Path) -> bool | None:
@@ -196,10 +213,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     runner = config.stash.get(runner_key, None)
     if runner is None:
         return
-    from pytest_agentloop.scheduling import mark_host_groups, order_items
+    from pytest_agentloop.scheduling import mark_adaptive_groups, mark_host_groups, order_items
 
-    order_items(items, [model.spec.raw for model in runner.models])
-    mark_host_groups(items)
+    order_items(items, [model.spec.raw for model in runner.models], by_round=runner.settings.adaptive)
+    if not mark_host_groups(items) and runner.settings.adaptive:
+        mark_adaptive_groups(items)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -213,6 +231,17 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
     chosen = smoke_items(session.items).items()
     runner.smoke = {key: item for key, item in chosen if not item.model.is_pseudo}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """Under xdist, check the models on the controller first (see Runner.preflight)."""
+    from pytest_agentloop.runner import runner_key
+
+    runner = session.config.stash.get(runner_key, None)
+    distributed = session.config.pluginmanager.has_plugin("dsession")
+    if runner is not None and distributed and not session.config.option.collectonly:
+        runner.preflight()
 
 
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
@@ -267,6 +296,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if _is_configured(session.config):
         _start_runner(session.config)
     session.config.pluginmanager.register(RunReporter(session.config), "agentloop-reporter")
+    if _is_configured(session.config):
+        from pytest_agentloop.progress import ProgressReporter  # turn i/N, outcome letters, gate lines
+
+        session.config.pluginmanager.register(ProgressReporter(session.config), "agentloop-progress")
     from pytest_agentloop.report.outputs import register_outputs
 
     register_outputs(session.config)
@@ -311,7 +344,7 @@ class RunReporter:
             return
         from pytest_agentloop.report.decide import write_decide
         from pytest_agentloop.report.terminal import write_summary
-        from pytest_agentloop.store import run_attempts
+        from pytest_agentloop.store.plugin import run_attempts
 
         attempts = run_attempts(self.config)  # a resumed run's verdict covers its earlier sessions too
         write_summary(terminalreporter, attempts, self.results.path)
@@ -338,7 +371,7 @@ class RunReporter:
         if directory is None or self.is_worker or self.results is None or not self.results.attempts:
             return
         from pytest_agentloop.report.card import host_fingerprint, write_cards
-        from pytest_agentloop.store import run_attempts
+        from pytest_agentloop.store.plugin import run_attempts
 
         def amend(model: str, lines: list[str], attempts: list[Any]) -> None:
             self.config.hook.pytest_agentloop_card(model=model, lines=lines, attempts=attempts)

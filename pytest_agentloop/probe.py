@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from pytest_agentloop.backends.base import Backend, ChatRequest
+from pytest_agentloop.backends.base import Backend, ChatRequest, InfraError
 
 PROBE_PROMPT = (
     "Continue this sequence with the next five numbers, separated by commas, and nothing else: "
@@ -63,3 +63,19 @@ def ask_twice(backend: Backend) -> tuple[str, str]:
     first = backend.chat(request).content.strip()
     second = backend.chat(request).content.strip()
     return first, second
+
+
+def run_probe(
+    backend: Backend, model: str, digest: str, previous: tuple[str, str, str] | None
+) -> tuple[str | None, str]:
+    """Ask twice and judge against `previous` (run id, digest, answer of the last run's probe).
+
+    Returns the answer to record (None when the probe could not run) and the one-line note.
+    """
+    try:
+        first, second = ask_twice(backend)
+    except InfraError as exc:
+        return None, f"{model}: determinism probe not run ({exc})"
+    last_run, last_digest, last_answer = previous if previous else (None, None, None)
+    result = ProbeResult(model, digest, first, second, last_answer, last_run, last_digest)
+    return first, "; ".join(result.findings) or f"{model}: {PROBE_STABLE}"

@@ -37,6 +37,13 @@ def harness_commit() -> str | None:
 
 
 def run_info(extra: dict[str, Any]) -> dict[str, Any]:
+    """What the run section of a results file (and the store's run row) says about where it ran.
+
+    `machine` is the finding card's "where it ran": kept here so cards rebuilt later by `agentloop
+    report --cards` say what the live ones said.
+    """
+    from pytest_agentloop.report.card import host_fingerprint
+
     return {
         "started": datetime.now(UTC).isoformat(),
         "harness_version": __version__,
@@ -44,6 +51,7 @@ def run_info(extra: dict[str, Any]) -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "host": socket.gethostname(),
+        "machine": host_fingerprint(),
         "argv": sys.argv[1:],
         **extra,
     }
@@ -79,6 +87,7 @@ class Results:
             self.write()
 
     def document(self) -> dict[str, Any]:
+        from pytest_agentloop.analysis.diagnosis import pooled_ceiling_diagnoses
         from pytest_agentloop.analysis.verdicts import summarize
 
         return {
@@ -90,6 +99,8 @@ class Results:
             },
             "attempts": [attempt.to_record() for attempt in self.attempts],
             "summary": [asdict(row) for row in summarize(self.attempts)],
+            # the ceiling over each model's over-budget canaries together, as the terminal shows it
+            "pooled_diagnoses": [asdict(d) for d in pooled_ceiling_diagnoses(self.attempts)],
         }
 
     def write(self) -> None:

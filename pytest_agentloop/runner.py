@@ -7,6 +7,7 @@ runtime, and they are closed when the session ends.
 
 from __future__ import annotations
 
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,23 +16,25 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_agentloop.agent.base import Agent
-from pytest_agentloop.attempt import run_attempt
-from pytest_agentloop.backends.base import Backend, BackendError, ModelSpec
+from pytest_agentloop.attempt import infra_attempt, run_attempt
+from pytest_agentloop.backends.base import Backend, BackendError, InfraError, ModelSpec
 from pytest_agentloop.cells import BASELINE, Cell
 from pytest_agentloop.config import Settings
 from pytest_agentloop.items import skip_attempt
 from pytest_agentloop.matrix import expand, load_matrix
 from pytest_agentloop.records import Attempt
-from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.sandbox import SandboxLimits, require
 from pytest_agentloop.scheduling import GateKey, assign_hosts, gate_key
 from pytest_agentloop.tuning import TuningPlan
 
 if TYPE_CHECKING:
     from pytest_agentloop.agent.base import Episode
     from pytest_agentloop.agent.external import ExternalAgentSettings
+    from pytest_agentloop.backends.lifecycle import ManagedHost
     from pytest_agentloop.canary import Canary
     from pytest_agentloop.gate import SmokeGate
     from pytest_agentloop.grading import Grade
+    from pytest_agentloop.hostmemory import MemoryReader
     from pytest_agentloop.hosts import HostManager
     from pytest_agentloop.items import CanaryItem
     from pytest_agentloop.workspace import Workspace
@@ -39,6 +42,8 @@ if TYPE_CHECKING:
 PSEUDO_MODELS = ("reference", "null")
 # Specs that name an agent rather than a backend: external:NAME ([agents.NAME]), python:MODULE:CLASS.
 AGENT_KINDS = ("external", "python")
+# [backends.NAME] keys that describe the serving stack rather than configure the client.
+STATED_STACK = ("tool_call_parser",)
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,14 @@ def plan_models(
         if not hooked and spec.backend not in (*PSEUDO_MODELS, *AGENT_KINDS, *known_backends()):
             raise unknown_backend(spec)
     slugs = [spec.slug for spec in specs]
-    assigned = assign_hosts(specs, hosts, [spec.backend not in PSEUDO_MODELS for spec in specs])
+    # In a [hosts] table an agent may go without a line: its model's own line serves it (_named_agent).
+    table = hosts if isinstance(hosts, dict) else {}
+    served = [
+        spec.backend not in PSEUDO_MODELS
+        and (spec.backend not in AGENT_KINDS or not table or spec.raw in table)
+        for spec in specs
+    ]
+    assigned = assign_hosts(specs, hosts, served)
     return [
         ModelRun(
             spec=spec,
@@ -92,6 +104,8 @@ class Runner:
         self.models = plan_models(settings.models, settings.hosts, hooked=hooked)
         self._external_settings()  # an external:NAME without its [agents.NAME] table is a usage error
         self.limits = SandboxLimits(**settings.sandbox.model_dump())
+        if self.limits.engine != "podman" or self.limits.image:  # else each canary names its image
+            require(self.limits)  # a sandbox that cannot run refuses the run here, with the fix
         self.matrix = load_matrix(settings.matrix)
         self.tuning = TuningPlan.load(settings.combine, settings.diagnose, [m.spec.raw for m in self.models])
         self._backends: dict[str, Backend] = {}
@@ -125,12 +139,38 @@ class Runner:
 
     def _attempt(self, item: CanaryItem) -> Attempt:
         model = item.model
+        try:
+            agent, info = self._agent_for(model, item.cell)
+            info = {**info, **self.hold(model)}
+        except InfraError as exc:  # the host failed before the attempt began: recorded, never lost
+            return infra_attempt(
+                item.canary, model.spec.raw, item.cell, item.repetition, str(exc), host=model.host
+            )
+        try:
+            return run_attempt(
+                item.canary,
+                agent,
+                model=model.spec.raw,
+                cell=item.cell,
+                repetition=item.repetition,
+                limits=self.limits,
+                keep=self.settings.keep_workspaces,
+                infra_retries=self.settings.infra_retries,
+                host=model.host,
+                model_info=info,
+                review=self._review,
+            )
+        except BackendError as exc:  # a request the server will never accept: the run stops, once
+            pytest.exit(f"agentloop: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+
+    def hold(self, model: ModelRun) -> dict[str, Any]:
+        """Lease `model` (see `_hold`); anything that talks to the model, the determinism probe too, runs
+        inside it. A guard refusal skips the model's items; any other usage error stops the run."""
         refused = self._refused.get(model.spec.raw)
         if refused is not None:
             skip_attempt(refused)
-        agent, info = self._agent_for(model, item.cell)
         try:
-            info = {**info, **self._hold(model)}
+            return self._hold(model)
         except BackendError as exc:  # ModelWontFit: nothing was loaded
             from pytest_agentloop.hosts import ModelWontFit
 
@@ -138,19 +178,6 @@ class Runner:
                 pytest.exit(f"agentloop: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
             self._refused[model.spec.raw] = f"agentloop: {exc}"
             skip_attempt(self._refused[model.spec.raw])
-        return run_attempt(
-            item.canary,
-            agent,
-            model=model.spec.raw,
-            cell=item.cell,
-            repetition=item.repetition,
-            limits=self.limits,
-            keep=self.settings.keep_workspaces,
-            infra_retries=self.settings.infra_retries,
-            host=model.host,
-            model_info=info,
-            review=self._review,
-        )
 
     def _hold(self, model: ModelRun) -> dict[str, Any]:
         """Lease `model` on its host, keeping the lease until the items move to another model.
@@ -163,20 +190,44 @@ class Runner:
         if manager is None:
             return self._resident(model)
         if self._held is not None and self._held[0] == model.spec.raw:
-            return {**self._held[2], "lease_reused": True}
+            served = self._held[2]["served_as"]
+            if any(m.name == served for m in manager.host.loaded_models()):
+                return {**self._held[2], "lease_reused": True}
+            # Gone while held (LM Studio's idle TTL, an eviction, a restart): lease it again, guarded,
+            # rather than let the next chat load it implicitly (JIT) at the runtime's default context.
         self.release()
         stack = ExitStack()
-        lease = stack.enter_context(manager.lease(model.spec.model, self._context(model)))
-        resident = next((m.size_bytes for m in manager.host.loaded_models() if m.name == lease.model), None)
+        partners = self._partners(model)
+        lease = stack.enter_context(manager.lease(model.spec.model, self._context(model), partners))
+        loaded = next((m for m in manager.host.loaded_models() if m.name == lease.model), None)
         info = {
             "host_name": manager.host.name,
+            # The deployment shape the canaries ran in: the card says which one was tested.
+            "deployment": f"co-resident with {', '.join(partners)}" if partners else "alone on its host",
+            "served_as": lease.model,
             "lease_reused": lease.reused,
             "load_s": lease.load_s,
             "guard": lease.guard,
-            "resident_bytes": resident,
+            "resident_bytes": loaded.size_bytes if loaded else None,
+            # The effective context: what the host says the model is loaded at, else what was leased.
+            "context": (loaded.context if loaded and loaded.context else None) or lease.context,
         }
         self._held = (model.spec.raw, stack, info)
         return info
+
+    def _partners(self, model: ModelRun) -> list[str]:
+        """The models `[guard] co_resident` puts on this model's host beside it (same runtime and URL);
+        a listed model need not be under test: a helper that only serves in production counts too."""
+        group = self.settings.guard.co_resident
+        if model.spec.raw not in group:
+            return []
+        hosts = {m.spec.raw: m.host for m in self.models}
+        partners = [ModelSpec.parse(raw) for raw in group if raw != model.spec.raw]
+        return [
+            spec.model
+            for spec in partners
+            if spec.backend == model.spec.backend and hosts.get(spec.raw, model.host) == model.host
+        ]
 
     def _resident(self, model: ModelRun) -> dict[str, Any]:
         """The embedded server's own growth, the only resident figure an unmanaged backend has."""
@@ -212,12 +263,20 @@ class Runner:
                         parallel=guard.parallel,
                     ),
                     root=self.shared_dir() / "agentloop-hosts",
+                    memory=self._memory_reader(model, host),
                 )
             )
         return self._managers[model.spec.raw]
 
+    def _memory_reader(self, model: ModelRun, host: ManagedHost) -> MemoryReader:
+        """The guard reads the memory of the machine the model lives on (hostmemory.py)."""
+        from pytest_agentloop.hostmemory import find_machine, memory_reader
+
+        machine = find_machine(self.settings.machines, model.spec.raw, model.host)
+        return memory_reader(machine, model.host, host.loaded_models)
+
     def _context(self, model: ModelRun) -> int:
-        return int(self._backend_options(model).get("context") or self.settings.guard.context)
+        return int(self._backend_options(model)["context"])
 
     def shared_dir(self) -> Path:
         """A directory every process of this run shares: the xdist run's common basetemp parent."""
@@ -247,7 +306,9 @@ class Runner:
         if model.spec.backend == "null":
             return NullAgent(), {"backend": "null"}
         backend = self.backend(model)
-        return LoopAgent(backend), backend.fingerprint()
+        # What the server cannot report but the user can state (vLLM's --tool-call-parser) joins the record.
+        stated = {k: v for k, v in self._backend_options(model).items() if k in STATED_STACK}
+        return LoopAgent(backend), {**backend.fingerprint(), **stated}
 
     def _named_agent(self, model: ModelRun) -> tuple[Agent, dict[str, Any]]:
         """external:NAME or python:MODULE:CLASS; a bad one stops the run with a usage error."""
@@ -258,7 +319,9 @@ class Runner:
             if model.spec.backend == "python":
                 return load_python_agent(model.spec.model), {"agent": model.spec.raw}
             settings = self._external_settings()[model.spec.model]
-            serve = lambda spec: self.backend(ModelRun(spec, spec.slug, model.host))  # noqa: E731
+            table = self.settings.hosts if isinstance(self.settings.hosts, dict) else {}
+            host = model.host or (table.get(settings.model) if settings.model else None)
+            serve = lambda spec: self.backend(ModelRun(spec, spec.slug, host))  # noqa: E731
             agent = make_external_agent(settings, serve, self.config.rootpath)
         except BackendError as exc:
             pytest.exit(f"agentloop: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
@@ -280,26 +343,60 @@ class Runner:
     def backend(self, model: ModelRun) -> Backend:
         backend = self._backends.get(model.spec.raw)
         if backend is None:
-            from pytest_agentloop.backends.registry import make_backend
+            from pytest_agentloop.progress import announce
 
-            options = self._backend_options(model)
+            doing = "starting the model server for" if model.spec.backend == "embedded" else "reaching"
+            announce(self.config, f"{doing} {model.spec.raw} …")
+            started = time.monotonic()
             try:
-                backend = self.config.hook.pytest_agentloop_make_backend(
-                    spec=model.spec, host=model.host, options=options, config=self.config
-                ) or make_backend(model.spec, model.host, options)
-                check = getattr(backend, "check", None)
-                if callable(check):  # once per model: unreachable host or unknown model, one line
-                    check()
+                backend = self._checked_backend(model)
             except BackendError as exc:
                 pytest.exit(f"agentloop: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+            url = getattr(backend, "base_url", None) or model.host or "its default URL"
+            announce(self.config, f"{model.spec.raw} ready at {url} ({time.monotonic() - started:.1f}s)")
             self._backends[model.spec.raw] = backend
         return backend
+
+    def _checked_backend(self, model: ModelRun) -> Backend:
+        """The model's backend, checked once: an unreachable host or an unknown model is one line."""
+        from pytest_agentloop.backends.registry import make_backend
+
+        options = self._backend_options(model)
+        backend: Backend = self.config.hook.pytest_agentloop_make_backend(
+            spec=model.spec, host=model.host, options=options, config=self.config
+        ) or make_backend(model.spec, model.host, options)
+        check = getattr(backend, "check", None)
+        if callable(check):
+            check()
+        return backend
+
+    def preflight(self) -> None:
+        """The start-up checks, run on the xdist controller before any item is handed out: a usage error
+        raised inside a worker reaches the user as an xdist INTERNALERROR, not as its one line.
+
+        The embedded backend only has its model file checked here; its server starts on the worker.
+        """
+        from pytest_agentloop.backends.embedded import resolve_model_path
+
+        for model in self.models:
+            if model.is_pseudo or model.spec.backend in AGENT_KINDS:
+                continue
+            try:
+                if model.spec.backend == "embedded":
+                    resolve_model_path(model.spec.model)
+                else:
+                    self._checked_backend(model).close()
+            except BackendError as exc:
+                pytest.exit(f"agentloop: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
 
     def _backend_options(self, model: ModelRun) -> dict[str, Any]:
         """[backends.NAME] options; the embedded backend also takes the [embedded] table."""
         options = dict(self.settings.backends.get(model.spec.backend, {}))
         if model.spec.backend == "embedded":
             return {**self.settings.embedded.model_dump(), **options}
+        # One context from the lease to every request: the guard sizes it, the host loads it, and the
+        # backend sends it (Ollama reloads at its own default when a chat carries no num_ctx).
+        options.setdefault("context", self.settings.guard.context)
         return options
 
     def close(self) -> None:

@@ -171,3 +171,19 @@ def test_a_crash_before_the_first_model_call_keeps_its_status_and_output(
     lines = (project / "r.transcripts.jsonl").read_text(encoding="utf-8").splitlines()
     stop = json.loads(lines[0])["transcript"]["agent_stop"]
     assert "SIGSEGV" in stop and "loading weights" in stop
+
+
+def test_a_hosts_table_line_for_its_model_serves_an_external_agent(
+    pytester: pytest.Pytester, project: Path
+) -> None:
+    """[hosts] maps model specs to URLs; `external:talker` has no line of its own, its model has.
+    The replay agent asks the model once through the proxy (scripted: known usage), then replays."""
+    with ScriptedServer("never_calls") as server:
+        config = project / "agentloop.toml"
+        table = f'[agents.talker]\ncommand = "{REPLAY}"\nmodel = "openai:scripted"\n'
+        config.write_text(f'{table}\n[hosts]\n"openai:scripted" = "{server.url}"\n', encoding="utf-8")
+        run(pytester, "talker", "-k", "greeting").assert_outcomes(passed=1)
+        assert len(server.requests) == 1
+    (record,) = attempts(project / "r.json")
+    assert (record["turns"], record["tool_calls"]) == (1, None)  # it declared no tools
+    assert record["prompt_tokens"] > 0 and record["model_info"]["base_url"] == server.url

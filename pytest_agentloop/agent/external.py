@@ -3,7 +3,10 @@
 The command runs with /bin/sh in the attempt's work tree, inside the sandbox, with the canary's
 time budget as its time limit (docs/extending.md has the whole contract). It reads the spec on
 stdin, and must commit and push its work like any agent: the hidden checks grade what reached
-origin. Exit status 3 means it escalated (its last output line is the reason).
+origin. Exit status 3 means it escalated (its last output line is the reason). Unlike run_tests,
+its sandbox has the network (its model), `.git`, origin and `$AGENTLOOP_AGENT_DIR` writable (it
+commits and pushes itself) and `$AGENTLOOP_ROOT` plus the table's `visible` paths read-only (its
+program); the harness's git does not trust what it leaves in them (workspace.py).
 
 When the agent has a model, it reaches it through a metering proxy (agent/metering.py) started for
 the attempt: every request and reply there is a transcript turn, counted with the built-in loop's
@@ -25,7 +28,7 @@ import dataclasses
 import json
 import os
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +43,7 @@ from pytest_agentloop.sandbox import SandboxResult, run_sandboxed
 
 ESCALATE_EXIT = 3
 # Without the proxy these are never measurable from outside the agent, so null.
-UNSEEN = ("malformed_tool_calls", "redundant_tool_calls", "text_tool_calls")
+UNSEEN = ("malformed_tool_calls", "redundant_tool_calls", "text_tool_calls", "truncated_replies")
 REPORTED = ("turns", "tool_calls", "prompt_tokens", "completion_tokens")
 
 
@@ -60,6 +63,10 @@ class ExternalAgentSettings(BaseModel):
     )
     pass_env: list[str] = Field(
         default_factory=list, description="Names of the harness's variables passed through (e.g. API keys)."
+    )
+    visible: list[str] = Field(
+        default_factory=list,
+        description="Host paths the agent may read (its venv); $VARS expand, missing paths are skipped.",
     )
 
 
@@ -110,6 +117,7 @@ class ExternalAgent:
         model: str | None = None,
         api_key: str | None = None,
         model_info: Mapping[str, Any] | None = None,
+        visible: Sequence[Path] = (),
     ) -> None:
         self.command = command
         self.env = dict(env or {})
@@ -117,6 +125,7 @@ class ExternalAgent:
         self.model = model
         self.api_key = api_key
         self.model_info = dict(model_info or {})
+        self.visible = tuple(visible)  # read-only in its sandbox: where its program lives
 
     def run(self, task: AgentTask) -> Episode:
         folder = task.toolbox.workspace.base / "agent"  # beside the work tree, so never committed
@@ -132,8 +141,16 @@ class ExternalAgent:
     def _run(self, task: AgentTask, folder: Path, proxied: tuple[str, Meter] | None) -> Episode:
         limits = dataclasses.replace(task.toolbox.limits, timeout_s=task.budget.seconds)
         env = {**self.env, **self._contract_env(task, folder, proxied[0] if proxied else None)}
+        workspace = task.toolbox.workspace
+        # It commits and pushes itself, and talks to its model: .git, origin and the network are its.
         result = run_sandboxed(
-            ["/bin/sh", "-c", f"{_REDIRECT}\n{self.command}"], task.toolbox.workspace.root, limits, env=env
+            ["/bin/sh", "-c", f"{_REDIRECT}\n{self.command}"],
+            workspace.root,
+            limits,
+            env=env,
+            writable=(workspace.root / ".git", workspace.origin, folder),
+            visible=self.visible,
+            network=True,
         )
         return _episode(task, result, folder, proxied[1] if proxied else None)
 
@@ -245,7 +262,7 @@ def _episode(task: AgentTask, result: SandboxResult, folder: Path, meter: Meter 
     note = f" ({problem})" if problem else ""
     if meter is not None and meter.upstream_errors:
         note += f" (model server: {meter.upstream_errors[-1]})"
-    asked = meter is not None and bool(meter.turns)
+    asked = meter is not None and meter.requests > 0  # a request the model was still answering counts
     over = _over_budget(task, meter, lines)
     if result.exit_code in COULD_NOT_START:
         episode.end, episode.reason = "infra_error", f"the agent could not run: {stop.brief()}{note}"
@@ -283,9 +300,8 @@ def _episode(task: AgentTask, result: SandboxResult, folder: Path, meter: Meter 
 def _metered(task: AgentTask, meter: Meter) -> Episode:
     """The proxy's counts: every counter the built-in loop has, tokens unless a reply lacked usage and
     tool calls unless the agent declared no tools (then it acts some other way, unmeasured)."""
-    unknown: tuple[str, ...] = () if meter.saw_tools else ("tool_calls", *UNSEEN)
-    if not meter.tokens_known:
-        unknown += ("prompt_tokens", "completion_tokens")
+    calls = ("tool_calls", "malformed_tool_calls", "redundant_tool_calls", "text_tool_calls")
+    unknown: tuple[str, ...] = () if meter.saw_tools else calls
     return Episode(
         end="finished",
         transcript=meter.transcript(task.canary.spec.spec),
@@ -294,9 +310,11 @@ def _metered(task: AgentTask, meter: Meter) -> Episode:
         malformed_tool_calls=meter.malformed_tool_calls,
         redundant_tool_calls=meter.redundant_tool_calls,
         text_tool_calls=meter.text_tool_calls,
+        truncated_replies=meter.truncated_replies,
         prompt_tokens=meter.prompt_tokens,
         completion_tokens=meter.completion_tokens,
         model_s=meter.model_s,
+        tokens_estimated=meter.tokens_estimated,
     )
 
 
@@ -399,6 +417,13 @@ def _last_line(output: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
+def installed_paths(paths: Sequence[str]) -> tuple[Path, ...]:
+    """`visible` entries with the harness's variables expanded; one naming an unset variable or a
+    missing folder is skipped (the agent is then looked up on the sandbox's PATH instead)."""
+    expanded = (Path(os.path.expandvars(os.path.expanduser(raw))) for raw in paths)
+    return tuple(path.resolve() for path in expanded if "$" not in str(path) and path.exists())
+
+
 def make_external_agent(
     settings: ExternalAgentSettings, backend_for: Callable[[ModelSpec], Backend], root: Path
 ) -> ExternalAgent:
@@ -406,8 +431,9 @@ def make_external_agent(
     whose URL the proxy forwards to and whose fingerprint the attempt records."""
     env = {name: os.environ[name] for name in settings.pass_env if name in os.environ}
     env.update(settings.env, AGENTLOOP_ROOT=str(root))
+    visible = (root, *installed_paths(settings.visible))
     if settings.model is None:
-        return ExternalAgent(settings.command, env=env)
+        return ExternalAgent(settings.command, env=env, visible=visible)
     spec = ModelSpec.parse(settings.model)
     backend = backend_for(spec)
     url = getattr(backend, "base_url", None)
@@ -423,4 +449,5 @@ def make_external_agent(
         model=spec.model,
         api_key=getattr(backend, "api_key", None),
         model_info=backend.fingerprint(),
+        visible=visible,
     )

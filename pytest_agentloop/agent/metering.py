@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from pytest_agentloop.agent.base import Budget
 from pytest_agentloop.agent.calls import ParsedCalls, parse_reply
+from pytest_agentloop.agent.loop import _estimate as estimate_usage  # the loop's own estimate, shared
 from pytest_agentloop.backends.openai import describe_transport_error, excerpt, parse_chat_completion
 from pytest_agentloop.cells import CellSettings
 from pytest_agentloop.records import Limit, Transcript, Turn
@@ -83,11 +84,12 @@ class Meter:
     requests: int = 0  # chat requests admitted (each one is a turn once its reply is counted)
     refused: int = 0
     saw_tools: bool = False  # some request declared tools, so the tool-call counters mean something
-    tokens_known: bool = True
+    tokens_estimated: bool = False
     tool_calls: int = 0
     malformed_tool_calls: int = 0
     redundant_tool_calls: int = 0
     text_tool_calls: int = 0
+    truncated_replies: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     model_s: float = 0.0
@@ -126,8 +128,12 @@ class Meter:
         response.latency_s = latency_s
         sent = body.get("messages")
         messages = [m for m in sent if isinstance(m, dict)] if isinstance(sent, list) else []
+        turn_chars = sum(len(str(m.get("content") or "")) for m in messages)
         with self._lock:
             index = len(self.turns)
+            # A reply without `usage`: the budget runs on the loop's estimate, the record says unknown.
+            usage = response.usage or estimate_usage(turn_chars, response)
+            self.tokens_estimated = self.tokens_estimated or response.usage is None
             tools = declared_tools(body.get("tools"))
             self.saw_tools = self.saw_tools or bool(tools)
             parsed = parse_reply(response, tools, f"call_{index}") if tools else ParsedCalls()
@@ -145,7 +151,8 @@ class Meter:
                     reasoning=response.reasoning,
                     calls=parsed.calls,
                     malformed=parsed.malformed,
-                    usage=response.usage,
+                    usage=usage,
+                    usage_estimated=response.usage is None,
                     latency_s=latency_s,
                     finish_reason=response.finish_reason,
                     native_tool_calls=len(response.tool_calls),
@@ -154,9 +161,9 @@ class Meter:
             self.tool_calls += len(parsed.calls)
             self.malformed_tool_calls += len(parsed.malformed)
             self.text_tool_calls += sum(call.source == "text" for call in parsed.calls)
-            self.tokens_known = self.tokens_known and isinstance(reply.get("usage"), dict)
-            self.prompt_tokens += response.usage.prompt_tokens
-            self.completion_tokens += response.usage.completion_tokens
+            self.truncated_replies += response.finish_reason == "length"
+            self.prompt_tokens += usage.prompt_tokens
+            self.completion_tokens += usage.completion_tokens
             self.model_s += response.model_s if response.model_s is not None else latency_s
             if self.exceeded is None and self.prompt_tokens + self.completion_tokens > self.budget.tokens:
                 self.exceeded = Limit.TOKENS

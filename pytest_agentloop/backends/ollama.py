@@ -11,9 +11,29 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pytest_agentloop.backends.base import ChatRequest, ChatResponse, InfraError, ModelSpec, RawToolCall
+from pytest_agentloop.backends.base import (
+    BackendError,
+    ChatRequest,
+    ChatResponse,
+    InfraError,
+    ModelSpec,
+    RawToolCall,
+    ServingTiming,
+)
 from pytest_agentloop.backends.lifecycle import LoadedModel, ModelMetadata
-from pytest_agentloop.backends.openai import OpenAIBackend, Wire, root_url, wait_until
+from pytest_agentloop.backends.openai import (
+    OpenAIBackend,
+    Wire,
+    count_of,
+    model_seconds,
+    parse_tool_calls,
+    root_url,
+    seconds_of,
+    shape_of,
+    string_of,
+    text_of,
+    wait_until,
+)
 from pytest_agentloop.records import Usage
 
 DEFAULT_URL = "http://127.0.0.1:11434"
@@ -53,29 +73,34 @@ def to_ollama_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def parse_ollama_chat(data: Any) -> ChatResponse:
-    """A non-streamed /api/chat reply -> ChatResponse (durations are nanoseconds)."""
+    """A non-streamed /api/chat reply -> ChatResponse (durations are nanoseconds).
+
+    Every field is read with its type checked (openai.py's readers), so no body shape raises; the
+    prompt and generation durations also give the serving telemetry (prefill and decode rates).
+    """
     message = data.get("message") if isinstance(data, dict) else None
-    if not isinstance(message, dict):
-        raise InfraError(f"ollama /api/chat reply has no message: {str(data)[:200]}")
+    if not isinstance(data, dict) or not isinstance(message, dict):
+        raise InfraError(f"ollama /api/chat reply has no message: {shape_of(data)}")
     calls = [
-        RawToolCall(
-            id=str(call.get("id") or ""),
-            name=str((call.get("function") or {}).get("name") or ""),
-            arguments=(call.get("function") or {}).get("arguments") or {},
-        )
-        for call in message.get("tool_calls") or []
+        RawToolCall(id=call.id, name=call.name, arguments=call.arguments or {})
+        for call in parse_tool_calls(message.get("tool_calls"))
     ]
-    nanoseconds = (data.get("prompt_eval_duration") or 0) + (data.get("eval_duration") or 0)
+    prompt, completion = count_of(data.get("prompt_eval_count")), count_of(data.get("eval_count"))
+    timing = ServingTiming(
+        prefill_tokens=prompt,
+        prefill_s=seconds_of(data.get("prompt_eval_duration"), 1e9),
+        decode_tokens=completion,
+        decode_s=seconds_of(data.get("eval_duration"), 1e9),
+    )
+    known = prompt is not None and completion is not None
     return ChatResponse(
-        content=message.get("content") or "",
-        reasoning=message.get("thinking") or None,
+        content=text_of(message.get("content")),
+        reasoning=text_of(message.get("thinking")) or None,
         tool_calls=calls,
-        finish_reason="tool_calls" if calls else data.get("done_reason"),
-        usage=Usage(
-            prompt_tokens=int(data.get("prompt_eval_count") or 0),
-            completion_tokens=int(data.get("eval_count") or 0),
-        ),
-        model_s=nanoseconds / 1e9 if nanoseconds else None,
+        finish_reason="tool_calls" if calls else string_of(data.get("done_reason")),
+        usage=Usage(prompt_tokens=prompt or 0, completion_tokens=completion or 0) if known else None,
+        model_s=model_seconds(timing),
+        timing=None if timing == ServingTiming() else timing,
     )
 
 
@@ -156,6 +181,7 @@ class OllamaHost(Wire):
     """The lifecycle side of an Ollama server (lifecycle.ManagedHost)."""
 
     reserved_fraction: float | None = None
+    exact_context = True  # each chat names its num_ctx; another one reloads the model (server/sched.go)
 
     def __init__(self, base_url: str = DEFAULT_URL, *, unload_timeout_s: float = 60.0, poll_s: float = 0.5):
         super().__init__(root_url(base_url))
@@ -211,9 +237,16 @@ class OllamaHost(Wire):
         )
 
     def load(self, model: str, context: int) -> None:
-        """An empty /api/generate loads the model with that context and keeps it until unloaded."""
+        """An empty /api/generate loads the model with that context and keeps it until unloaded; /api/ps
+        must then show that context, since every chat sends it and a mismatch would reload the model."""
         body = {"model": model, "keep_alive": -1, "options": {"num_ctx": context}}
         self.call("POST", "/api/generate", LOAD_TIMEOUT_S, json=body)
+        loaded = next((m for m in self.loaded_models() if m.name in (model, ollama_name(model))), None)
+        if loaded is not None and loaded.context and loaded.context != context:
+            raise BackendError(
+                f"ollama at {self.base_url} loaded {model} at context {loaded.context}, not the {context} "
+                f"asked (the model's limit or OLLAMA_CONTEXT_LENGTH): set [guard] context = {loaded.context}"
+            )
 
     def unload(self, model: str) -> None:
         """`keep_alive: 0`, then wait until /api/ps no longer lists it (bounded: a hang is reported)."""
