@@ -288,6 +288,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         from pytest_agentloop.progress import ProgressReporter  # turn i/N, outcome letters, gate lines
 
         session.config.pluginmanager.register(ProgressReporter(session.config), "agentloop-progress")
+        if not hasattr(session.config, "workerinput"):
+            from pytest_agentloop.usage_stop import UsageStop  # a usage error mid-run: exit 4, once
+
+            session.config.pluginmanager.register(UsageStop(session), "agentloop-usage-stop")
     from pytest_agentloop.report.outputs import register_outputs
 
     register_outputs(session.config)
