@@ -6,6 +6,7 @@
     agentloop compare SOURCE --models M1 M2                            two models of one run
     agentloop history MODEL --store URL                                a model's pass rate over time
     agentloop fit MODEL ...                                            will it fit in memory?
+    agentloop validate canaries/                                       are these canaries sound?
 
 SOURCE is a results file (--agent-json) or a store URL (sqlite:///..., postgresql://...); a store
 URL may end in `#RUN_ID` to pick a run (default: the latest).
@@ -22,6 +23,7 @@ from typing import Any
 
 from pytest_agentloop.analysis.stats import compare_attempts, wilson
 from pytest_agentloop.analysis.verdicts import summarize
+from pytest_agentloop.isolation import ENGINES
 from pytest_agentloop.records import Attempt
 from pytest_agentloop.report.stack import stack_differences
 
@@ -303,6 +305,13 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    from pytest_agentloop.sandbox import SandboxLimits
+    from pytest_agentloop.validate import validate_paths
+
+    return validate_paths(args.paths, SandboxLimits(engine=args.engine), print)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agentloop", description="Look at agentloop results after the run.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -351,6 +360,14 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("model", help="model spec as run, e.g. ollama:qwen3:30b")
     history.add_argument("--store", default="sqlite:///.agentloop/results.db", help="store URL")
     history.set_defaults(run=cmd_history)
+    validate = commands.add_parser(
+        "validate", help="check canaries: reference passes, null and the untouched push fail, layout rules"
+    )
+    validate.add_argument("paths", nargs="+", type=Path, help="canary folders, or folders holding canaries")
+    validate.add_argument(
+        "--engine", choices=ENGINES, default="bwrap", help="sandbox engine for the runs (default: bwrap)"
+    )
+    validate.set_defaults(run=cmd_validate)
     fit = commands.add_parser(
         "fit", help="will a GGUF model fit in memory? (agentloop fit --help)", add_help=False
     )

@@ -41,7 +41,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="base URL of the model runtime when not the backend's default (repeatable)",
     )
     group.addoption(
-        "--repeat", type=int, dest="agent_repeat", metavar="N", help="repetitions per canary × model × cell"
+        "--repeat",
+        dest="agent_repeat",
+        metavar="N|auto[:N]",
+        help="repetitions per canary × model × cell; auto[:N] (default N=9) runs rounds and stops a cell "
+        "once its decision is settled",
     )
     group.addoption(
         "--agent-config",
@@ -62,7 +66,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--agent-gate",
         action="append",
-        default=[],
         dest="agent_gates",
         metavar="EXPR",
         help="CI gate, SCOPE:METRIC OP NUMBER (repeatable), e.g. 'lite:pass_rate>=0.9'; with gates, "
@@ -100,6 +103,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--agent-resume",
         action="store_true",
+        default=None,
         dest="agent_resume",
         help="continue the store's interrupted run: skip attempts it already holds",
     )
@@ -119,20 +123,26 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _settings(config: pytest.Config) -> Any:
+    from pytest_agentloop.adaptive import parse_repeat
     from pytest_agentloop.config import ConfigError, build_settings, find_config_table
 
     opt = config.option
     explicit = Path(opt.agent_config) if opt.agent_config else None
+    repeat, adaptive = parse_repeat(opt.agent_repeat) if opt.agent_repeat else (None, None)
     overrides = {
         "models": opt.agent_models,
         "hosts": opt.agent_hosts,
-        "repeat": opt.agent_repeat,
+        "repeat": repeat,
+        "adaptive": adaptive or None,
         "json": opt.agent_json,
         "keep_workspaces": opt.agent_keep_workspaces,
         "combine": opt.agent_combine,
         "diagnose": opt.agent_diagnose,
         "cards": opt.agent_cards,
         "smoke": opt.agent_smoke,
+        "store": opt.agent_store,
+        "gates": opt.agent_gates,
+        "resume": opt.agent_resume,
     }
     try:
         table, source = find_config_table(config.rootpath, explicit)
@@ -145,6 +155,8 @@ def _is_configured(config: pytest.Config) -> bool:
     """Cheap test for "this session is about agentloop", so other sessions never import pydantic."""
     opt = config.option
     if opt.agent_models or opt.agent_config or opt.agent_repeat or opt.agent_json or opt.agent_hosts:
+        return True
+    if opt.agent_store or opt.agent_gates or opt.agent_resume:
         return True
     if (config.rootpath / "agentloop.toml").is_file():
         return True
@@ -166,6 +178,10 @@ def _start_runner(config: pytest.Config) -> None:
             config.stash[runner_key] = Runner(config, settings)
         except (BackendError, MatrixError, TuningError, SandboxUnavailable) as exc:
             raise pytest.UsageError(f"agentloop: {exc}") from None
+        if settings.adaptive:
+            from pytest_agentloop.adaptive import AdaptiveRepetition
+
+            config.pluginmanager.register(AdaptiveRepetition(config, settings.repeat), "agentloop-adaptive")
 
 
 def pytest_ignore_collect(collection_path: Path) -> bool | None:
@@ -197,10 +213,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     runner = config.stash.get(runner_key, None)
     if runner is None:
         return
-    from pytest_agentloop.scheduling import mark_host_groups, order_items
+    from pytest_agentloop.scheduling import mark_adaptive_groups, mark_host_groups, order_items
 
-    order_items(items, [model.spec.raw for model in runner.models])
-    mark_host_groups(items)
+    order_items(items, [model.spec.raw for model in runner.models], by_round=runner.settings.adaptive)
+    if not mark_host_groups(items) and runner.settings.adaptive:
+        mark_adaptive_groups(items)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -22,6 +22,7 @@ from pytest_agentloop.analysis.verdicts import below_minimum, best_cell, compari
 from pytest_agentloop.records import Attempt
 from pytest_agentloop.report.said_once import said_once
 from pytest_agentloop.report.stack import stack_rows
+from pytest_agentloop.telemetry import serving_lines
 
 TIER_HEADER = ("cell", "tier", "pass/N", "pass^3")
 WASTE_HEADER = ("cell", "turns", "malformed", "redundant", "no-op edits", "prose")
@@ -99,6 +100,7 @@ def render_card(
                     "none found",
                 ),
                 *_section("Cost per pass", [f"- {row.describe()}" for row in cost_rows(own, prices)]),
+                *_section("Serving", [f"- {line}" for line in serving_lines(own)], "not measured"),
             ]
         )
         + "\n"

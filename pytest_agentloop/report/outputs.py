@@ -41,25 +41,28 @@ def unsandboxed_note(config: pytest.Config) -> str | None:
 
 
 def register_outputs(config: pytest.Config) -> None:
-    opt = config.option
+    """The store, the gates (from the settings: TOML or command line) and the HTML report hooks."""
+    from pytest_agentloop.plugin import _is_configured, _settings
+
     manager = config.pluginmanager
-    if opt.agent_store or opt.agent_resume:
+    settings = _settings(config) if _is_configured(config) else None
+    if settings is not None and (settings.store or settings.resume):
         from pytest_agentloop.results import run_info
         from pytest_agentloop.store import DEFAULT_URL, StoreError
         from pytest_agentloop.store.plugin import StoreRecorder
 
         try:
             recorder = StoreRecorder(
-                config, opt.agent_store or DEFAULT_URL, resume=opt.agent_resume, run=run_info({})
+                config, settings.store or DEFAULT_URL, resume=settings.resume, run=run_info({})
             )
         except StoreError as exc:
             raise pytest.UsageError(f"agentloop: {exc}") from None
         manager.register(recorder, "agentloop-store")
-    if opt.agent_gates and not hasattr(config, "workerinput"):
+    if settings is not None and settings.gates and not hasattr(config, "workerinput"):
         from pytest_agentloop.gates import GatePlugin, parse_gates
         from pytest_agentloop.store.plugin import run_attempts
 
-        gates = parse_gates(opt.agent_gates)
+        gates = parse_gates(settings.gates)
         manager.register(
             GatePlugin(gates, lambda: run_attempts(config), run_prices(config)), "agentloop-gates"
         )
