@@ -300,6 +300,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         from pytest_agentloop.progress import ProgressReporter  # turn i/N, outcome letters, gate lines
 
         session.config.pluginmanager.register(ProgressReporter(session.config), "agentloop-progress")
+        if not hasattr(session.config, "workerinput"):
+            from pytest_agentloop.usage_stop import UsageStop  # a usage error mid-run: exit 4, once
+
+            session.config.pluginmanager.register(UsageStop(session), "agentloop-usage-stop")
     from pytest_agentloop.report.outputs import register_outputs
 
     register_outputs(session.config)
@@ -330,7 +334,10 @@ class RunReporter:
 
             settings = _settings(self.config)
             self.results = Results(
-                run_info({"models": settings.models, "repeat": settings.repeat}), settings.json_path
+                run_info(
+                    {"models": settings.models, "repeat": settings.repeat, "sandbox": settings.sandbox.engine}
+                ),
+                settings.json_path,
             )
             recorder = self.config.pluginmanager.get_plugin("agentloop-store")
             if recorder is not None and recorder.resumed:
@@ -343,10 +350,14 @@ class RunReporter:
         if self.results is None or not self.results.attempts:
             return
         from pytest_agentloop.report.decide import write_decide
+        from pytest_agentloop.report.outputs import unsandboxed_note
         from pytest_agentloop.report.terminal import write_summary
         from pytest_agentloop.store.plugin import run_attempts
 
         attempts = run_attempts(self.config)  # a resumed run's verdict covers its earlier sessions too
+        unsandboxed = unsandboxed_note(self.config)
+        if unsandboxed:
+            terminalreporter.write_line(f"agentloop: {unsandboxed}", red=True, bold=True)
         write_summary(terminalreporter, attempts, self.results.path)
         write_decide(terminalreporter, attempts, self._prices())
         for path in self.cards:
@@ -371,9 +382,14 @@ class RunReporter:
         if directory is None or self.is_worker or self.results is None or not self.results.attempts:
             return
         from pytest_agentloop.report.card import host_fingerprint, write_cards
+        from pytest_agentloop.report.outputs import unsandboxed_note
         from pytest_agentloop.store.plugin import run_attempts
 
+        unsandboxed = unsandboxed_note(self.config)
+
         def amend(model: str, lines: list[str], attempts: list[Any]) -> None:
+            if unsandboxed:
+                lines[1:1] = ["", f"**{unsandboxed}.**"]
             self.config.hook.pytest_agentloop_card(model=model, lines=lines, attempts=attempts)
 
         attempts = run_attempts(self.config)

@@ -27,6 +27,19 @@ def run_prices(config: pytest.Config) -> dict[str, Any]:
         raise pytest.UsageError(f"agentloop: {exc}") from None
 
 
+def unsandboxed_note(config: pytest.Config) -> str | None:
+    """The warning every output carries when model-written code ran without isolation, else None."""
+    from pytest_agentloop.plugin import _settings
+
+    if _settings(config).sandbox.engine != "none":
+        return None
+    return (
+        'UNSANDBOXED run: [sandbox] engine = "none", so model-written code ran on the host with '
+        "resource limits only; it could read secrets, change the hidden checks and reach the network, "
+        "and these verdicts cannot be trusted as such"
+    )
+
+
 def register_outputs(config: pytest.Config) -> None:
     """The store, the gates (from the settings: TOML or command line) and the HTML report hooks."""
     from pytest_agentloop.plugin import _is_configured, _settings
