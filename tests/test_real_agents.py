@@ -55,8 +55,9 @@ def project(pytester: pytest.Pytester, model: str, *, turns: int | None = None, 
     return pytester.path
 
 
-def attempt(pytester: pytest.Pytester, agent: str, *args: str) -> dict[str, Any]:
-    pytester.runpytest(
+def attempt(pytester: pytest.Pytester, agent: str, *args: str, subprocess: bool = False) -> dict[str, Any]:
+    run = pytester.runpytest_subprocess if subprocess else pytester.runpytest
+    run(
         f"--agent-model=external:{agent}",
         "--agent-json=r.json",
         *args,
@@ -121,10 +122,11 @@ def test_aider_solves_from_a_streamed_whole_file_edit(pytester: pytest.Pytester)
 
 @pytest.mark.parametrize("agent", ["mini-swe-agent", "aider"])
 def test_a_real_agent_on_the_embedded_model_is_metered(pytester: pytest.Pytester, agent: str) -> None:
-    """One short attempt against the real SmolLM2: it will not solve the task, but the proxy's
-    counters are measured (never null where they apply) and the outcome is a model outcome."""
-    project(pytester, "embedded:smollm2-135m", turns=2)
-    record = attempt(pytester, agent)
+    """One short attempt (one turn) against the real SmolLM2: it will not solve the task, but the
+    proxy's counters are measured (never null where they apply) and the outcome is a model outcome.
+    In a subprocess: the embedded server's numpy cannot be imported twice in one process."""
+    project(pytester, "embedded:smollm2-135m", turns=1)
+    record = attempt(pytester, agent, subprocess=True)
     assert record["outcome"] in ("passed", "failed", "budget_exceeded", "no_tool_calls", "escalated"), record[
         "reason"
     ]
