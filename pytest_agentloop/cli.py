@@ -1,13 +1,15 @@
 """The `agentloop` console script: look at results after the run, from a results file or the store.
 
-    agentloop report SOURCE... [--html PATH] [--cards DIR]           rebuild summary, HTML, cards
+    agentloop report SOURCE... [--run ID] [--html PATH] [--cards DIR]  rebuild summary, HTML, cards
     agentloop compare A B                                              two runs side by side
     agentloop compare SOURCE --models M1 M2                            two models of one run
     agentloop history MODEL --store URL                                a model's pass rate over time
     agentloop fit MODEL ...                                            will it fit in memory?
 
 SOURCE is a results file (--agent-json) or a store URL (sqlite:///..., postgresql://...); a store
-URL may end in `#RUN_ID` to pick a run (default: the latest).
+URL may end in `#RUN_ID` (or `report --run ID`) to pick a run (default: the latest): every CI shard
+that ran with that `--agent-run-id` is in it, each attempt once. A results file whose run was killed
+is compacted from its journal first.
 """
 
 from __future__ import annotations
@@ -42,12 +44,14 @@ def _is_store(source: str) -> bool:
     return source.startswith(("sqlite:///", "postgresql://", "postgres://"))
 
 
-def load(source: str) -> tuple[str, list[Attempt]]:
-    """(label, attempts) of one run, from a results file or `STORE_URL[#RUN_ID]`."""
+def load(source: str, run: str | None = None) -> tuple[str, str, list[Attempt]]:
+    """(label, run id, attempts) of one run, from a results file (its journal compacted first when a
+    killed run left the file behind it) or `STORE_URL[#RUN_ID]` (`run` when given, else the latest)."""
     if _is_store(source):
         from pytest_agentloop.store import StoreError, open_store
 
         url, _, run_id = source.partition("#")
+        run_id = run or run_id
         try:
             store = open_store(url)
         except StoreError as exc:
@@ -59,25 +63,41 @@ def load(source: str) -> tuple[str, list[Attempt]]:
             run_id = run_id or runs[-1]["run_id"]
             if run_id not in {r["run_id"] for r in runs}:
                 raise CliError(f"{url}: no run {run_id!r}; `agentloop history` lists the runs")
-            return f"run {run_id}", store.attempts(run_id)
+            return f"run {run_id}", run_id, store.attempts(run_id)
         finally:
             store.close()
-    from pytest_agentloop.results import load_results
+    from pytest_agentloop.results import compact_journal, journal_beside, load_results
 
+    path = Path(source)
     try:
-        run, attempts = load_results(Path(source), transcripts=True)
+        compacted = compact_journal(path)
+        if compacted is not None:
+            print(f"compacted {compacted} attempts from {journal_beside(path)} into {path}", file=sys.stderr)
+        info, attempts = load_results(path, transcripts=True)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    return f"{source} ({run.get('started', '?')})", attempts
+    return f"{source} ({info.get('started', '?')})", str(info.get("run_id") or source), attempts
+
+
+def merged(loaded: Sequence[tuple[str, str, list[Attempt]]]) -> list[Attempt]:
+    """All sources' attempts; one per attempt of a run, so shards (or a source named twice) never
+    count an attempt twice, while different runs pool."""
+    from pytest_agentloop.results import attempt_identity
+
+    held: dict[tuple[Any, ...], Attempt] = {}
+    for _, run_id, attempts in loaded:
+        for attempt in attempts:
+            held.setdefault((run_id, *attempt_identity(attempt)), attempt)
+    return list(held.values())
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from pytest_agentloop.report.decide import write_decide
     from pytest_agentloop.report.terminal import write_summary
 
-    loaded = [load(source) for source in args.sources]
-    label = " + ".join(name for name, _ in loaded)
-    attempts = [attempt for _, part in loaded for attempt in part]
+    loaded = [load(source, args.run_id) for source in args.sources]
+    label = " + ".join(dict.fromkeys(name for name, _, _ in loaded))
+    attempts = merged(loaded)
     prices = _prices(args.config, attempts)
     write_summary(_Out(), attempts, None)
     write_decide(_Out(), attempts, prices)
@@ -169,13 +189,13 @@ def _settings_change(a: dict[str, Any], b: dict[str, Any]) -> str:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     if args.models:
-        label, attempts = load(args.sources[0])
+        label, _, attempts = load(args.sources[0])
         sides = [(f"{m} in {label}", [a for a in attempts if a.model == m]) for m in args.models]
         for (side, own), model in zip(sides, args.models, strict=True):
             if not own:
                 raise CliError(f"{side}: no attempt of model {model!r}")
     elif len(args.sources) == 2:
-        sides = [load(source) for source in args.sources]
+        sides = [(label, attempts) for label, _, attempts in map(load, args.sources)]
     else:
         raise CliError("compare needs two sources (A B), or one source and --models M1 M2")
     print("\n".join(compare_lines(sides[0], sides[1], args.cell)))
@@ -218,6 +238,12 @@ def _parser() -> argparse.ArgumentParser:
         "sources",
         nargs="+",
         help="results files or store URL[#RUN_ID]; several are merged (e.g. one per CI job or host)",
+    )
+    report.add_argument(
+        "--run",
+        dest="run_id",
+        metavar="ID",
+        help="the run to read from a store (default: the latest); its CI shards are merged",
     )
     report.add_argument("--html", type=Path, help="write a standalone HTML verdict here")
     report.add_argument("--cards", type=Path, help="write one finding card per model into this folder")
