@@ -7,6 +7,7 @@ benchmarks and the pytest items all run attempts the same way.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
@@ -19,6 +20,7 @@ from pytest_agentloop.cells import BASELINE, Cell
 from pytest_agentloop.grading import Grade, grade
 from pytest_agentloop.records import Attempt, Outcome
 from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.truncation import mark_truncation
 from pytest_agentloop.workspace import Workspace
 
 # Given the built-in grade, returns a replacement or None (the `pytest_agentloop_grade` hook).
@@ -79,8 +81,10 @@ def run_attempt(
         finished=datetime.now(UTC),
         canary_hash=canary.content_hash,
         cell_config=cell.config(),
+        budget=asdict(Budget.for_attempt(canary, cell)),
         model_info={**(model_info or {}), **episode.fingerprint},
         host=host,
+        context_truncated=mark_truncation(transcript),
         transcript=transcript,
     )
 
@@ -108,9 +112,11 @@ def _one_try(
     parent: Path | None,
     review: Review | None,
 ) -> tuple[Episode, Grade, Path | None]:
+    limits = limits.for_canary(canary)  # the canary's [sandbox] needs: network, image
     with Workspace.create(canary, parent) as workspace:
-        toolbox = Toolbox(workspace, canary.spec.test_command, limits)
-        task = AgentTask(canary=canary, cell=cell, budget=Budget.for_attempt(canary, cell), toolbox=toolbox)
+        budget = Budget.for_attempt(canary, cell)
+        toolbox = Toolbox(workspace, canary.spec.test_command, limits, seconds=budget.seconds)
+        task = AgentTask(canary=canary, cell=cell, budget=budget, toolbox=toolbox)
         episode = agent.run(task)
         result = grade(canary, workspace, episode, limits)
         if review is not None:

@@ -52,6 +52,13 @@ class Checks(_Strict):
     protected: tuple[str, ...] = ()
 
 
+class SandboxNeeds(_Strict):
+    # The hidden checks or the tests reach the network (off by default: no network, not even loopback).
+    network: bool = False
+    # Image (or rootfs directory) for `[sandbox] engine = "podman"`: system packages, other languages.
+    image: str | None = Field(None, min_length=1)
+
+
 class Reference(_Strict):
     # What the `reference` pseudo-model says when it escalates a trap (the solution of an escalation).
     reason: str = "The task cannot be done as specified; a human must decide."
@@ -66,6 +73,7 @@ class CanarySpec(_Strict):
     budget: Budget = Budget()
     expect: Expect = Expect()
     checks: Checks = Checks()
+    sandbox: SandboxNeeds = SandboxNeeds()
     reference: Reference = Reference()
 
 

@@ -1,7 +1,8 @@
 """The `agentloop` console script: look at results after the run, from a results file or the store.
 
     agentloop report SOURCE... [--run ID] [--html PATH] [--cards DIR]  rebuild summary, HTML, cards
-    agentloop compare A B                                              two runs side by side
+    agentloop view SOURCE... [-o PATH] [--store URL]                   one HTML file to explore a run
+    agentloop compare A B [--model M]                                  two runs side by side, per model
     agentloop compare SOURCE --models M1 M2                            two models of one run
     agentloop history MODEL --store URL                                a model's pass rate over time
     agentloop fit MODEL ...                                            will it fit in memory?
@@ -44,9 +45,9 @@ def _is_store(source: str) -> bool:
     return source.startswith(("sqlite:///", "postgresql://", "postgres://"))
 
 
-def load(source: str, run: str | None = None) -> tuple[str, str, list[Attempt]]:
-    """(label, run id, attempts) of one run, from a results file (its journal compacted first when a
-    killed run left the file behind it) or `STORE_URL[#RUN_ID]` (`run` when given, else the latest)."""
+def load(source: str, run: str | None = None) -> tuple[str, list[Attempt]]:
+    """(label, attempts) of one run, from a results file (compacted from its journal first when a killed
+    run left it behind) or `STORE_URL[#RUN_ID]` (`run` when given, else the latest)."""
     if _is_store(source):
         from pytest_agentloop.store import StoreError, open_store
 
@@ -63,7 +64,7 @@ def load(source: str, run: str | None = None) -> tuple[str, str, list[Attempt]]:
             run_id = run_id or runs[-1]["run_id"]
             if run_id not in {r["run_id"] for r in runs}:
                 raise CliError(f"{url}: no run {run_id!r}; `agentloop history` lists the runs")
-            return f"run {run_id}", run_id, store.attempts(run_id)
+            return f"run {run_id}", store.attempts(run_id)
         finally:
             store.close()
     from pytest_agentloop.results import compact_journal, journal_beside, load_results
@@ -76,28 +77,66 @@ def load(source: str, run: str | None = None) -> tuple[str, str, list[Attempt]]:
         info, attempts = load_results(path, transcripts=True)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    return f"{source} ({info.get('started', '?')})", str(info.get("run_id") or source), attempts
+    return f"{source} ({info.get('started', '?')})", attempts
 
 
-def merged(loaded: Sequence[tuple[str, str, list[Attempt]]]) -> list[Attempt]:
-    """All sources' attempts; one per attempt of a run, so shards (or a source named twice) never
-    count an attempt twice, while different runs pool."""
+def merged(sources: Sequence[str], run: str | None = None) -> tuple[str, list[Attempt]]:
+    """Several sources as one run: an attempt found twice (a resumed run's file and its store, a CI
+    shard's file and the shared store's run) counts once.
+
+    Two different attempts with one identity are two runs of the same thing, not parts of one run:
+    pooled, they would count twice and break the pairing by repetition, so they are refused.
+    """
     from pytest_agentloop.results import attempt_identity
 
-    held: dict[tuple[Any, ...], Attempt] = {}
-    for _, run_id, attempts in loaded:
-        for attempt in attempts:
-            held.setdefault((run_id, *attempt_identity(attempt)), attempt)
-    return list(held.values())
+    loaded = [load(source, run) for source in sources]
+    seen: dict[tuple[Any, ...], tuple[str, Attempt]] = {}
+    attempts = []
+    for label, part in loaded:
+        for attempt in part:
+            key = attempt_identity(attempt)
+            if key not in seen:
+                seen[key] = (label, attempt)
+                attempts.append(attempt)
+            elif seen[key][1].started != attempt.started:
+                raise CliError(
+                    f"{seen[key][0]} and {label} both hold {' · '.join(map(str, key))}: they are two runs, "
+                    "not parts of one; put them side by side with `agentloop compare A B`"
+                )
+    return " + ".join(label for label, _ in loaded), attempts
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    from pytest_agentloop.report.view import write_view
+
+    label, attempts = merged(args.sources)
+    store_url = args.store or next((s.partition("#")[0] for s in args.sources if _is_store(s)), None)
+    runs = stored_runs(store_url) if store_url else []
+    path = write_view(args.output, attempts, _prices(args.config, attempts), label, runs)
+    print(f"view: {path} ({path.stat().st_size / 1e6:.1f} MB; open it in a browser, no server needed)")
+    return 0
+
+
+def stored_runs(url: str) -> list[Any]:
+    """Every run of the store with its attempts, oldest first: the view's history and side-by-side."""
+    from pytest_agentloop.report.view import StoredRun
+    from pytest_agentloop.store import StoreError, open_store
+
+    try:
+        store = open_store(url)
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        return [StoredRun(r["run_id"], str(r["started"]), store.attempts(r["run_id"])) for r in store.runs()]
+    finally:
+        store.close()
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from pytest_agentloop.report.decide import write_decide
     from pytest_agentloop.report.terminal import write_summary
 
-    loaded = [load(source, args.run_id) for source in args.sources]
-    label = " + ".join(dict.fromkeys(name for name, _, _ in loaded))
-    attempts = merged(loaded)
+    label, attempts = merged(args.sources, args.run_id)
     prices = _prices(args.config, attempts)
     write_summary(_Out(), attempts, None)
     write_decide(_Out(), attempts, prices)
@@ -144,9 +183,10 @@ def _rate(attempts: Sequence[Attempt]) -> str:
 def compare_lines(
     left: tuple[str, list[Attempt]], right: tuple[str, list[Attempt]], cell: str = "baseline"
 ) -> list[str]:
-    """One cell of each side, per canary side by side, then the paired verdict over the shared canaries.
+    """One cell of each side, per canary side by side, then the verdict over the shared canaries.
 
-    Pairs are only meaningful within one cell: mixing cells would pair a baseline run with a probe.
+    Both sides are one model each (the caller splits them): the comparison is unpaired (Boschloo's
+    exact test, Newcombe's interval), since repetitions of two runs are independent.
     """
     (left_label, everything_a), (right_label, everything_b) = left, right
     a, b = _cell_of(cell, left_label, everything_a), _cell_of(cell, right_label, everything_b)
@@ -163,8 +203,37 @@ def compare_lines(
         lines.append(f"{canary:<{width}}  {_rate(mine):<22}  {_rate(theirs)}")
     lines.append(f"{'all':<{width}}  {_rate(a):<22}  {_rate(b)}")
     comparison = compare_attempts(a, b, "B", against="A")
-    lines.append(f"B vs A (paired on canary × repetition): {comparison.text}")
+    lines.append(f"B vs A (unpaired, on the canaries both ran): {comparison.text}")
     return lines
+
+
+def per_model(
+    left: tuple[str, list[Attempt]], right: tuple[str, list[Attempt]], only: str | None
+) -> list[tuple[tuple[str, list[Attempt]], tuple[str, list[Attempt]]]]:
+    """One (A, B) pair of sides per model both runs hold: attempts of different models never pool."""
+    (left_label, a), (right_label, b) = left, right
+    models_a, models_b = {x.model for x in a}, {x.model for x in b}
+    if only is not None:
+        missing = [
+            label for label, models in ((left_label, models_a), (right_label, models_b)) if only not in models
+        ]
+        if missing:
+            raise CliError(f"{' and '.join(missing)}: no attempt of model {only!r}")
+        shared = [only]
+    else:
+        shared = sorted(models_a & models_b)
+    if not shared:
+        held = f"A: {', '.join(sorted(models_a))}; B: {', '.join(sorted(models_b))}"
+        raise CliError(
+            f"the two runs share no model ({held}); compare two models of one run with --models M1 M2"
+        )
+    return [
+        (
+            (f"{left_label} · {model}", [x for x in a if x.model == model]),
+            (f"{right_label} · {model}", [x for x in b if x.model == model]),
+        )
+        for model in shared
+    ]
 
 
 def _cell_of(cell: str, label: str, attempts: list[Attempt]) -> list[Attempt]:
@@ -189,16 +258,21 @@ def _settings_change(a: dict[str, Any], b: dict[str, Any]) -> str:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     if args.models:
-        label, _, attempts = load(args.sources[0])
+        label, attempts = load(args.sources[0])
         sides = [(f"{m} in {label}", [a for a in attempts if a.model == m]) for m in args.models]
         for (side, own), model in zip(sides, args.models, strict=True):
             if not own:
                 raise CliError(f"{side}: no attempt of model {model!r}")
-    elif len(args.sources) == 2:
-        sides = [(label, attempts) for label, _, attempts in map(load, args.sources)]
-    else:
+        print("\n".join(compare_lines(sides[0], sides[1], args.cell)))
+        return 0
+    if len(args.sources) != 2:
         raise CliError("compare needs two sources (A B), or one source and --models M1 M2")
-    print("\n".join(compare_lines(sides[0], sides[1], args.cell)))
+    left, right = (load(source) for source in args.sources)
+    blocks = [compare_lines(a, b, args.cell) for a, b in per_model(left, right, args.model)]
+    print("\n\n".join("\n".join(block) for block in blocks))
+    unmatched = sorted({x.model for x in left[1]} ^ {x.model for x in right[1]})
+    if unmatched and args.model is None:
+        print(f"\nnot compared (in one run only): {', '.join(unmatched)}")
     return 0
 
 
@@ -243,7 +317,8 @@ def _parser() -> argparse.ArgumentParser:
         "--run",
         dest="run_id",
         metavar="ID",
-        help="the run to read from a store (default: the latest); its CI shards are merged",
+        help="the run to read from a store (default: the latest): every CI shard that ran with that "
+        "--agent-run-id, each attempt once",
     )
     report.add_argument("--html", type=Path, help="write a standalone HTML verdict here")
     report.add_argument("--cards", type=Path, help="write one finding card per model into this folder")
@@ -254,9 +329,28 @@ def _parser() -> argparse.ArgumentParser:
         "[tool.agentloop] of pyproject.toml here)",
     )
     report.set_defaults(run=cmd_report)
+    view = commands.add_parser(
+        "view", help="one self-contained HTML file to explore a run (and the store's history)"
+    )
+    view.add_argument("sources", nargs="+", help="results files or store URL[#RUN_ID]; several are merged")
+    view.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("agentloop-view.html"),
+        help="where (default: agentloop-view.html)",
+    )
+    view.add_argument(
+        "--store", help="store URL whose runs give each model's history (default: a store source)"
+    )
+    view.add_argument("--config", type=Path, help="settings file whose [prices] give cost per pass")
+    view.set_defaults(run=cmd_view)
     compare = commands.add_parser("compare", help="two runs, or two models of one run, side by side")
     compare.add_argument("sources", nargs="+", help="A B (results files or store URL#RUN_ID), or one source")
     compare.add_argument("--models", nargs=2, metavar=("M1", "M2"), help="compare two models of one source")
+    compare.add_argument(
+        "--model", help="compare only this model of A and B (default: one comparison per model both ran)"
+    )
     compare.add_argument(
         "--cell", default="baseline", help="the cell compared on both sides (default: baseline)"
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -27,6 +27,11 @@ class SandboxSettings(BaseModel):
     output_bytes: int = Field(64_000, ge=1_000)  # output kept from a run; head and tail past this
     max_processes: int = Field(256, ge=8)  # processes at once (pids cgroup; a fork storm stops here)
     file_size_mb: int = Field(64, ge=1)  # largest file a sandboxed process may write (RLIMIT_FSIZE)
+    # "bwrap": namespaces (no network, no host view); "podman": a container of the canary's image;
+    # "none": on the host, resource limits only (every report then says UNSANDBOXED).
+    engine: Literal["bwrap", "podman", "none"] = "bwrap"
+    tmp_mb: int = Field(256, ge=16)  # the sandbox's private /tmp (and HOME), a tmpfs of this size
+    image: str | None = Field(None, min_length=1)  # podman image for canaries that name none
 
 
 class EmbeddedSettings(BaseModel):
@@ -48,6 +53,24 @@ class GuardConfig(BaseModel):
     context: int = Field(8192, ge=512)  # context a model is leased with, unless its backend sets one
 
 
+class HostTable(BaseModel):
+    """One machine ([hosts.NAME] in TOML): its runtime and where the guard reads its free memory.
+
+    A model is on this machine when the table lists its spec, or when the host of its runtime URL is
+    NAME or the host of `url`. The guard reads the first source given: dcgm_exporter (NVIDIA
+    framebuffer; a unified-memory GPU reports none, so it falls through), node_exporter (RAM), or
+    memory_gib less what the runtime reports resident.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = None  # the runtime's base URL on this machine, e.g. http://gpu-a:11434
+    models: list[str] = Field(default_factory=list)  # model specs served here: pinned to `url`
+    node_exporter: str | None = None  # its Prometheus node_exporter, e.g. http://gpu-a:9100/metrics
+    dcgm_exporter: str | None = None  # its NVIDIA dcgm-exporter, e.g. http://gpu-a:9400/metrics
+    memory_gib: float | None = Field(None, gt=0)  # stated memory when it runs no exporter
+
+
 class Settings(BaseModel):
     """Everything a run needs to know. Field names are the TOML keys."""
 
@@ -56,6 +79,8 @@ class Settings(BaseModel):
     models: list[str] = Field(default_factory=list)
     # Host URLs dealt round-robin over the models, or a [hosts] table mapping a model spec to its URL.
     hosts: list[str] | dict[str, str] = Field(default_factory=list)
+    # Write [hosts.NAME] tables (see HostTable): they are moved here from `hosts` as settings are built.
+    machines: dict[str, HostTable] = Field(default_factory=dict)
     repeat: int = Field(1, ge=1, le=1000)
     json_path: Path | None = Field(None, alias="json")
     keep_workspaces: bool = False
@@ -108,7 +133,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def build_settings(table: dict[str, Any], source: str, overrides: dict[str, Any]) -> Settings:
     """Validate the TOML table with the command-line values laid over it (command line wins)."""
-    merged = {**table, **{key: value for key, value in overrides.items() if value is not None}}
+    merged = {**split_hosts(table), **{key: value for key, value in overrides.items() if value is not None}}
     try:
         return Settings.model_validate(merged)
     except ValidationError as exc:
@@ -120,3 +145,21 @@ def build_settings(table: dict[str, Any], source: str, overrides: dict[str, Any]
         raise ConfigError(
             f"{origin}: setting '{key}': {error['msg']} (got {error.get('input')!r})."
         ) from None
+
+
+def split_hosts(table: dict[str, Any]) -> dict[str, Any]:
+    """`[hosts]` holds spec = URL lines and [hosts.NAME] machine tables: the tables go to `machines`
+    (kept when --agent-host replaces the URLs), and a table's `models` are pinned to its `url`; with
+    no model pinned anywhere, the tables' URLs are dealt round-robin, as --agent-host URLs are."""
+    hosts = table.get("hosts")
+    if not isinstance(hosts, dict):
+        return table
+    machines = {name: value for name, value in hosts.items() if isinstance(value, dict)}
+    if not machines:
+        return table
+    pinned = {spec: url for spec, url in hosts.items() if not isinstance(url, dict)}
+    for machine in machines.values():
+        if machine.get("url"):
+            pinned.update({spec: machine["url"] for spec in machine.get("models") or []})
+    urls = [machine["url"] for machine in machines.values() if machine.get("url")]
+    return {**table, "hosts": pinned or urls, "machines": {**table.get("machines", {}), **machines}}

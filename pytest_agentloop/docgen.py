@@ -28,9 +28,9 @@ from pydantic.fields import FieldInfo
 from pytest_agentloop import plugin
 from pytest_agentloop.agent.external import ExternalAgentSettings
 from pytest_agentloop.analysis.cost import Price
-from pytest_agentloop.canary import Budget, CanarySpec, Checks, Expect, Reference
+from pytest_agentloop.canary import Budget, CanarySpec, Checks, Expect, Reference, SandboxNeeds
 from pytest_agentloop.cells import CellSettings
-from pytest_agentloop.config import EmbeddedSettings, GuardConfig, SandboxSettings, Settings
+from pytest_agentloop.config import EmbeddedSettings, GuardConfig, HostTable, SandboxSettings, Settings
 from pytest_agentloop.matrix import MatrixConfig, MatrixSpec
 
 
@@ -45,6 +45,7 @@ SECTIONS: tuple[Section, ...] = (
     Section(SandboxSettings, "`[sandbox]`"),
     Section(EmbeddedSettings, "`[embedded]`"),
     Section(GuardConfig, "`[guard]`"),
+    Section(HostTable, "`[hosts.NAME]`, one table per machine"),
     Section(MatrixConfig, "`[matrix]`"),
     Section(MatrixSpec, '`[matrix.models."SPEC"]`, merged key by key over `[matrix]`'),
     Section(CellSettings, "keys of `[matrix.baseline]`, `[matrix.factors]` and `[matrix.cells]`"),
@@ -54,6 +55,7 @@ SECTIONS: tuple[Section, ...] = (
     Section(Budget, "`[budget]` in `canary.toml`"),
     Section(Expect, "`[expect]` in `canary.toml`"),
     Section(Checks, "`[checks]` in `canary.toml`"),
+    Section(SandboxNeeds, "`[sandbox]` in `canary.toml`"),
     Section(Reference, "`[reference]` in `canary.toml`"),
 )
 

@@ -89,7 +89,8 @@ def run_checks(canary: Canary, workspace: Workspace, limits: SandboxLimits) -> C
             f"--junitxml={junit}",
             HIDDEN_DIR,
         ]
-        result = run_sandboxed(command, tree, replace(limits, timeout_s=canary.spec.checks.timeout))
+        timeout = replace(limits, timeout_s=canary.spec.checks.timeout)
+        result = run_sandboxed(command, tree, timeout, writable=(Path(scratch),))  # the ini, the junit XML
         return _count(junit, result)
 
 

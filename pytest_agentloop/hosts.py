@@ -28,7 +28,8 @@ import filelock
 import psutil  # type: ignore[import-untyped,unused-ignore]
 
 from pytest_agentloop.backends.base import BackendError, InfraError
-from pytest_agentloop.backends.lifecycle import ManagedHost
+from pytest_agentloop.backends.lifecycle import LoadedModel, ManagedHost
+from pytest_agentloop.hostmemory import MemoryReader
 from pytest_agentloop.memory import (
     DEFAULT_RESERVE_BYTES,
     Estimate,
@@ -111,8 +112,12 @@ class HostManager:
         guard: GuardSettings | None = None,
         waits: Waits | None = None,
         root: Path | None = None,
+        memory: MemoryReader | None = None,
     ) -> None:
         self.host = host
+        # Where free memory is read: the host's own exporters or stated size (hostmemory.py); this
+        # machine's RAM/GPU by default, which is right only for a runtime running here.
+        self.memory: MemoryReader = memory or available_memory
         self.guard = guard or GuardSettings()
         self.waits = waits or Waits()
         self.dir = lease_dir(host.name, root)
@@ -141,7 +146,7 @@ class HostManager:
                 loaded = {m.name: m for m in self.host.loaded_models()}
                 entry = state.get(model, {"context": 0, "holders": []})
                 current = loaded.get(model)
-                if current is not None and max(current.context or 0, entry["context"]) >= context:
+                if current is not None and self._serves(current, entry["context"], context):
                     state[model] = {
                         "context": entry["context"] or context,
                         "holders": [*entry["holders"], token],
@@ -163,6 +168,13 @@ class HostManager:
                 self._log("wait", model, context=context, held=busy)
                 logged_wait = True
             time.sleep(self.waits.poll_s)
+
+    def _serves(self, current: LoadedModel, leased_context: int, context: int) -> bool:
+        """Loaded at `context` or more; a runtime whose chats carry their context (Ollama's `num_ctx`)
+        must be at exactly it, or the first chat reloads the model at another size, outside the guard."""
+        if getattr(self.host, "exact_context", False):
+            return (current.context or leased_context) == context
+        return max(current.context or 0, leased_context) >= context
 
     def _load(self, model: str, context: int, token: str, state: dict[str, Any], keep: set[str]) -> Lease:
         available = self.host.available_models()
@@ -213,7 +225,13 @@ class HostManager:
         return judged
 
     def _judge(self, model: str, context: int) -> Verdict:
-        available = available_memory(self.guard.reserve_bytes)
+        available = self.memory(self.guard.reserve_bytes)
+        if available is None:
+            return Verdict(
+                True,
+                f"unchecked: {self.host.name} is another machine and nothing says how much memory it has "
+                "free; give it a [hosts.NAME] table with node_exporter, dcgm_exporter or memory_gib",
+            )
         sized: Estimate
         if self.host.reserved_fraction is not None:
             sized = reserved_estimate(model, context, self.host.reserved_fraction, available.total)

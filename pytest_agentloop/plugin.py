@@ -208,6 +208,15 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     runner.smoke = {key: item for key, item in chosen if not item.model.is_pseudo}
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """Under xdist, check the models on the controller first (see Runner.preflight)."""
+    runner = session.config.stash.get(runner_key, None)
+    distributed = session.config.pluginmanager.has_plugin("dsession")
+    if runner is not None and distributed and not session.config.option.collectonly:
+        runner.preflight()
+
+
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     """Give the model's lease back once this process moves on to another model (or runs out)."""
     model = getattr(item, "model", None)
@@ -260,10 +269,12 @@ def _is_canary_item(item: pytest.Item) -> TypeGuard[Any]:
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Sessions about agentloop start their run here; others import nothing more of the plugin."""
     if _is_configured(session.config):
+        from pytest_agentloop.progress import ProgressReporter  # turn i/N, outcome letters, gate lines
         from pytest_agentloop.report.outputs import register_outputs
         from pytest_agentloop.session import start_session
 
         start_session(session.config, _settings(session.config))
+        session.config.pluginmanager.register(ProgressReporter(session.config), "agentloop-progress")
         register_outputs(session.config)
 
 

@@ -89,6 +89,7 @@ class Turn(BaseModel):
     latency_s: float = 0.0
     finish_reason: str | None = None
     native_tool_calls: int = 0  # calls the runtime itself parsed into `tool_calls`
+    context_truncated: bool = False  # the server evaluated less than the history sent (truncation.py)
 
 
 class Transcript(BaseModel):
@@ -133,8 +134,13 @@ class Attempt(BaseModel):
     # Audit trail: what exactly was evaluated.
     canary_hash: str = ""
     cell_config: dict[str, Any] = Field(default_factory=dict)
+    # The limits in force (the canary's, overridden by the cell's): tells a raised budget from a cut.
+    budget: dict[str, float] = Field(default_factory=dict)
     model_info: dict[str, Any] = Field(default_factory=dict)
     host: str | None = None
+    # The runtime silently cut a prompt to fit its context (truncation.py): the failure is the
+    # context's, not the model's. None when no turn reported a prompt-token count.
+    context_truncated: bool | None = None
     transcript: Transcript | None = None
 
     @property

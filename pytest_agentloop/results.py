@@ -177,6 +177,7 @@ class Results:
 
 
 def document(run: dict[str, Any], attempts: list[Attempt]) -> dict[str, Any]:
+    from pytest_agentloop.analysis.diagnosis import pooled_ceiling_diagnoses
     from pytest_agentloop.analysis.verdicts import summarize
 
     return {
@@ -184,6 +185,8 @@ def document(run: dict[str, Any], attempts: list[Attempt]) -> dict[str, Any]:
         "run": {**run, "updated": datetime.now(UTC).isoformat(), "attempt_count": len(attempts)},
         "attempts": [attempt.to_record() for attempt in attempts],
         "summary": [asdict(row) for row in summarize(attempts)],
+        # the ceiling over each model's over-budget canaries together, as the terminal shows it
+        "pooled_diagnoses": [asdict(d) for d in pooled_ceiling_diagnoses(attempts)],
     }
 
 

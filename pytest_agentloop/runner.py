@@ -7,6 +7,7 @@ runtime, and they are closed when the session ends.
 
 from __future__ import annotations
 
+import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from pytest_agentloop.cells import BASELINE, Cell
 from pytest_agentloop.config import Settings
 from pytest_agentloop.matrix import expand, load_matrix
 from pytest_agentloop.records import Attempt
-from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.sandbox import SandboxLimits, require
 from pytest_agentloop.scheduling import AGENT_KINDS, GateKey, ModelRun, PlannedItem, gate_key, plan_models
 from pytest_agentloop.skips import skip_attempt
 from pytest_agentloop.state import runner_key
@@ -29,9 +30,11 @@ from pytest_agentloop.tuning import TuningPlan
 if TYPE_CHECKING:
     from pytest_agentloop.agent.base import Episode
     from pytest_agentloop.agent.external import ExternalAgentSettings
+    from pytest_agentloop.backends.lifecycle import ManagedHost
     from pytest_agentloop.canary import Canary
     from pytest_agentloop.gate import SmokeGate
     from pytest_agentloop.grading import Grade
+    from pytest_agentloop.hostmemory import MemoryReader
     from pytest_agentloop.hosts import HostManager
     from pytest_agentloop.workspace import Workspace
 
@@ -48,6 +51,8 @@ class Runner:
         self.models = plan_models(settings.models, settings.hosts, hooked=hooked)
         self._external_settings()  # an external:NAME without its [agents.NAME] table is a usage error
         self.limits = SandboxLimits(**settings.sandbox.model_dump())
+        if self.limits.engine != "podman" or self.limits.image:  # else each canary names its image
+            require(self.limits)  # a sandbox that cannot run refuses the run here, with the fix
         self.matrix = load_matrix(settings.matrix)
         self.tuning = TuningPlan.load(settings.combine, settings.diagnose, [m.spec.raw for m in self.models])
         self._backends: dict[str, Backend] = {}
@@ -81,19 +86,8 @@ class Runner:
 
     def _attempt(self, item: PlannedItem) -> Attempt:
         model = item.model
-        refused = self._refused.get(model.spec.raw)
-        if refused is not None:
-            skip_attempt(refused)
         agent, info = self._agent_for(model, item.cell)
-        try:
-            info = {**info, **self._hold(model)}
-        except BackendError as exc:  # ModelWontFit: nothing was loaded
-            from pytest_agentloop.hosts import ModelWontFit
-
-            if not isinstance(exc, ModelWontFit):
-                pytest.exit(f"agentloop: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
-            self._refused[model.spec.raw] = f"agentloop: {exc}"
-            skip_attempt(self._refused[model.spec.raw])
+        info = {**info, **self.hold(model)}
         return run_attempt(
             item.canary,
             agent,
@@ -107,6 +101,22 @@ class Runner:
             model_info=info,
             review=self._review,
         )
+
+    def hold(self, model: ModelRun) -> dict[str, Any]:
+        """Lease `model` (see `_hold`); anything that talks to the model, the determinism probe too, runs
+        inside it. A guard refusal skips the model's items; any other usage error stops the run."""
+        refused = self._refused.get(model.spec.raw)
+        if refused is not None:
+            skip_attempt(refused)
+        try:
+            return self._hold(model)
+        except BackendError as exc:  # ModelWontFit: nothing was loaded
+            from pytest_agentloop.hosts import ModelWontFit
+
+            if not isinstance(exc, ModelWontFit):
+                pytest.exit(f"agentloop: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+            self._refused[model.spec.raw] = f"agentloop: {exc}"
+            skip_attempt(self._refused[model.spec.raw])
 
     def _hold(self, model: ModelRun) -> dict[str, Any]:
         """Lease `model` on its host, keeping the lease until the items move to another model.
@@ -123,13 +133,15 @@ class Runner:
         self.release()
         stack = ExitStack()
         lease = stack.enter_context(manager.lease(model.spec.model, self._context(model)))
-        resident = next((m.size_bytes for m in manager.host.loaded_models() if m.name == lease.model), None)
+        loaded = next((m for m in manager.host.loaded_models() if m.name == lease.model), None)
         info = {
             "host_name": manager.host.name,
             "lease_reused": lease.reused,
             "load_s": lease.load_s,
             "guard": lease.guard,
-            "resident_bytes": resident,
+            "resident_bytes": loaded.size_bytes if loaded else None,
+            # The effective context: what the host says the model is loaded at, else what was leased.
+            "context": (loaded.context if loaded and loaded.context else None) or lease.context,
         }
         self._held = (model.spec.raw, stack, info)
         return info
@@ -168,12 +180,20 @@ class Runner:
                         parallel=guard.parallel,
                     ),
                     root=self.shared_dir() / "agentloop-hosts",
+                    memory=self._memory_reader(model, host),
                 )
             )
         return self._managers[model.spec.raw]
 
+    def _memory_reader(self, model: ModelRun, host: ManagedHost) -> MemoryReader:
+        """The guard reads the memory of the machine the model lives on (hostmemory.py)."""
+        from pytest_agentloop.hostmemory import find_machine, memory_reader
+
+        machine = find_machine(self.settings.machines, model.spec.raw, model.host)
+        return memory_reader(machine, model.host, host.loaded_models)
+
     def _context(self, model: ModelRun) -> int:
-        return int(self._backend_options(model).get("context") or self.settings.guard.context)
+        return int(self._backend_options(model)["context"])
 
     def shared_dir(self) -> Path:
         """A directory every process of this run shares: the xdist run's common basetemp parent."""
@@ -236,26 +256,60 @@ class Runner:
     def backend(self, model: ModelRun) -> Backend:
         backend = self._backends.get(model.spec.raw)
         if backend is None:
-            from pytest_agentloop.backends.registry import make_backend
+            from pytest_agentloop.progress import announce
 
-            options = self._backend_options(model)
+            doing = "starting the model server for" if model.spec.backend == "embedded" else "reaching"
+            announce(self.config, f"{doing} {model.spec.raw} …")
+            started = time.monotonic()
             try:
-                backend = self.config.hook.pytest_agentloop_make_backend(
-                    spec=model.spec, host=model.host, options=options, config=self.config
-                ) or make_backend(model.spec, model.host, options)
-                check = getattr(backend, "check", None)
-                if callable(check):  # once per model: unreachable host or unknown model, one line
-                    check()
+                backend = self._checked_backend(model)
             except BackendError as exc:
                 pytest.exit(f"agentloop: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+            url = getattr(backend, "base_url", None) or model.host or "its default URL"
+            announce(self.config, f"{model.spec.raw} ready at {url} ({time.monotonic() - started:.1f}s)")
             self._backends[model.spec.raw] = backend
         return backend
+
+    def _checked_backend(self, model: ModelRun) -> Backend:
+        """The model's backend, checked once: an unreachable host or an unknown model is one line."""
+        from pytest_agentloop.backends.registry import make_backend
+
+        options = self._backend_options(model)
+        backend: Backend = self.config.hook.pytest_agentloop_make_backend(
+            spec=model.spec, host=model.host, options=options, config=self.config
+        ) or make_backend(model.spec, model.host, options)
+        check = getattr(backend, "check", None)
+        if callable(check):
+            check()
+        return backend
+
+    def preflight(self) -> None:
+        """The start-up checks, run on the xdist controller before any item is handed out: a usage error
+        raised inside a worker reaches the user as an xdist INTERNALERROR, not as its one line.
+
+        The embedded backend only has its model file checked here; its server starts on the worker.
+        """
+        from pytest_agentloop.backends.embedded import resolve_model_path
+
+        for model in self.models:
+            if model.is_pseudo or model.spec.backend in AGENT_KINDS:
+                continue
+            try:
+                if model.spec.backend == "embedded":
+                    resolve_model_path(model.spec.model)
+                else:
+                    self._checked_backend(model).close()
+            except BackendError as exc:
+                pytest.exit(f"agentloop: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
 
     def _backend_options(self, model: ModelRun) -> dict[str, Any]:
         """[backends.NAME] options; the embedded backend also takes the [embedded] table."""
         options = dict(self.settings.backends.get(model.spec.backend, {}))
         if model.spec.backend == "embedded":
             return {**self.settings.embedded.model_dump(), **options}
+        # One context from the lease to every request: the guard sizes it, the host loads it, and the
+        # backend sends it (Ollama reloads at its own default when a chat carries no num_ctx).
+        options.setdefault("context", self.settings.guard.context)
         return options
 
     def close(self) -> None:

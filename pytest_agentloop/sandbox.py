@@ -1,30 +1,48 @@
-"""Running untrusted, model-written code: time, memory, output, file and process limits.
+"""Running untrusted, model-written code: isolation plus time, memory, output, file and process limits.
+
+The API (grading and the tools build on it; keep it backward compatible):
+
+    run_sandboxed(command, cwd, limits, *, env=None, writable=(), visible=(), network=None)
+        -> SandboxResult
+
+- `command`: a string (run with /bin/sh -c) or an argv list. `cwd`: the one writable tree (its
+  `.git` is read-only inside, unless listed in `writable`).
+- `writable` / `visible`: more host paths to bind at their own path, read-write / read-only;
+  read-only binds go last, so `visible=[cwd / "checks"]` protects a folder inside `cwd`.
+- `network`: None takes `limits.network` (the canary's `[sandbox] network`, see `for_canary`);
+  without it the command has no network at all, the host's loopback included.
+- `limits.engine`: "bwrap" (default), "podman" (with `limits.image`) or "none" (host, resource
+  limits only: an UNSANDBOXED run). What each engine lets the command see is isolation.py's job;
+  `require(limits)` raises SandboxUnavailable with one line naming the fix when it cannot run,
+  and `interpreter(limits)` is the Python a command should name (the image's under podman).
+- `env`: added to a scrubbed environment (fixed PATH, HOME and TMPDIR, no proxies, no API keys).
 
 How each limit is enforced, and why this way:
 
 - Its own session (`setsid`), so the whole process group can be killed on timeout and again after
-  the command exits: a background `sleep 1000 &` does not outlive the call.
+  the command exits: a background `sleep 1000 &` does not outlive the call. Under bubblewrap the
+  command is also in its own pid namespace, which dies with it.
 - rlimits (address space, file size, CPU time, open files, no core dumps) are set by a tiny Python
-  shim that then `exec`s the command. A shim rather than `preexec_fn`, because the harness may host
-  threads (the embedded llama.cpp server) and `preexec_fn` is unsafe after fork in a threaded process.
+  shim that then `exec`s the command (or bwrap around it). A shim rather than `preexec_fn`, because
+  the harness may host threads (the embedded llama.cpp server) and `preexec_fn` is unsafe after
+  fork in a threaded process.
 - Output goes to a temp file, never a pipe: the file is bounded by RLIMIT_FSIZE and only its head
   and tail are read back, so 1 GB of output costs the harness no memory.
 - Fork storms: RLIMIT_NPROC is ignored for root (the kernel exempts uid 0), and we run as root here.
-  So the child is put in a fresh **pids cgroup** (v1 `pids` hierarchy, or a v2 cgroup whose parent
-  delegates `pids`) with `pids.max = max_processes`; the cgroup also lists every descendant, even
-  one that left the process group with `setsid`, so the cleanup kills them all, then removes it.
-  Without a writable cgroup, a non-root harness falls back to RLIMIT_NPROC (the user's current
-  process count + max_processes, since that limit counts all of the user's processes). Root
-  without a writable cgroup cannot contain a fork storm, so `run_sandboxed` refuses with
-  SandboxUnavailable rather than pretend. The child keeps the harness's uid: this bounds
-  resources, it does not isolate the filesystem.
-- A scrubbed environment: a fixed PATH, HOME and TMPDIR in a per-call temp dir, and only the
-  variables listed in `_BASE_ENV` plus what the caller adds; no proxies, no API keys.
+  So the shim puts itself in a fresh **pids cgroup** (v1 `pids` hierarchy, or a v2 cgroup whose
+  parent delegates `pids`) with `pids.max = max_processes` before it execs; the cgroup also lists
+  every descendant, even one that left the process group with `setsid`, so the cleanup kills them
+  all, then removes it. The cgroup filesystem itself is not visible inside the sandbox, so the code
+  cannot leave it. Without a writable cgroup, a non-root harness falls back to RLIMIT_NPROC (the
+  user's current process count + max_processes, since that limit counts all of the user's
+  processes). Root without a writable cgroup cannot contain a fork storm, so `run_sandboxed`
+  refuses with SandboxUnavailable rather than pretend.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import json
 import os
@@ -37,6 +55,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pytest_agentloop import isolation
+from pytest_agentloop.isolation import SANDBOX_HOME, SANDBOX_TMP, Engine, SandboxUnavailable, View
+
+if TYPE_CHECKING:
+    from pytest_agentloop.canary import Canary
+
+__all__ = [
+    "Engine", "SandboxLimits", "SandboxResult", "SandboxUnavailable", "interpreter", "require",
+    "run_sandboxed",
+]  # fmt: skip
 
 _MB = 1024 * 1024
 _KILL_ROUNDS = 100  # bounded cleanup: at most 100 rounds x 20 ms
@@ -65,18 +95,30 @@ except OSError as exc:
 """
 
 
-class SandboxUnavailable(RuntimeError):
-    """The machine offers no sound way to contain a fork storm; the message says how to provide one."""
-
-
 @dataclass(frozen=True)
 class SandboxLimits:
+    """Resource limits and the isolation policy of sandboxed commands (one per run, per canary)."""
+
     timeout_s: float = 60.0
     memory_mb: int = 2048
     output_bytes: int = 64_000
     max_processes: int = 256
     file_size_mb: int = 64
     open_files: int = 1024
+    engine: Engine = "bwrap"
+    tmp_mb: int = 256  # the sandbox's private /tmp (and HOME): a tmpfs this size
+    image: str | None = None  # podman image (or rootfs directory) when engine = "podman"
+    network: bool = False  # the canary declared it needs the network
+
+    def for_canary(self, canary: Canary) -> SandboxLimits:
+        """These limits with the canary's `[sandbox]` table applied (network, image)."""
+        wants = canary.spec.sandbox
+        return dataclasses.replace(self, network=wants.network, image=wants.image or self.image)
+
+    @property
+    def sandboxed(self) -> bool:
+        """False for `engine = "none"`: model-written code then runs on the host (UNSANDBOXED)."""
+        return self.engine != "none"
 
 
 @dataclass
@@ -93,11 +135,38 @@ class SandboxResult:
         return self.exit_code == 0 and self.killed is None
 
 
+def require(limits: SandboxLimits) -> None:
+    """Raise SandboxUnavailable, one line naming the fix, unless `limits.engine` can run here."""
+    isolation.require(limits.engine, limits.image)
+
+
+def interpreter(limits: SandboxLimits) -> str:
+    """The Python a sandboxed command should name (the harness's, or the podman image's)."""
+    return isolation.interpreter(limits.engine)
+
+
 def run_sandboxed(
-    command: str | Sequence[str], cwd: Path, limits: SandboxLimits, *, env: Mapping[str, str] | None = None
+    command: str | Sequence[str],
+    cwd: Path,
+    limits: SandboxLimits,
+    *,
+    env: Mapping[str, str] | None = None,
+    writable: Sequence[Path] = (),
+    visible: Sequence[Path] = (),
+    network: bool | None = None,
 ) -> SandboxResult:
-    """Run `command` (a string: with /bin/sh -c) in `cwd` under `limits`; leaves no process behind."""
+    """Run `command` (a string: with /bin/sh -c) in `cwd` under `limits`; leaves no process behind.
+
+    See the module docstring for what `writable`, `visible` and `network` mean.
+    """
+    require(limits)
     argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+    view = View(
+        Path(cwd).absolute(),
+        tuple(Path(p).absolute() for p in writable),
+        tuple(Path(p).absolute() for p in visible),
+        limits.network if network is None else network,
+    )
     rlimits = {
         "RLIMIT_AS": limits.memory_mb * _MB,
         "RLIMIT_FSIZE": limits.file_size_mb * _MB,
@@ -109,16 +178,18 @@ def run_sandboxed(
     if cgroup is None:
         rlimits["RLIMIT_NPROC"] = _nproc_limit(limits.max_processes)
     procs_file = str(cgroup / "cgroup.procs") if cgroup else ""
-    shim = [sys.executable, "-I", "-S", "-c", _SHIM, procs_file, json.dumps(rlimits)]
     with tempfile.TemporaryDirectory(prefix="agentloop-sandbox-") as scratch:
+        child_env = _scrubbed_env(Path(scratch), env, limits.engine)
+        wrapped = _wrap(argv, view, limits, rlimits, child_env)
+        shim = [sys.executable, "-I", "-S", "-c", _SHIM, procs_file, json.dumps(rlimits)]
         out_path = Path(scratch) / "output"
         start = time.monotonic()
         try:
             with out_path.open("wb") as out:
                 proc = subprocess.Popen(
-                    [*shim, *argv],
+                    [*shim, *wrapped],
                     cwd=cwd,
-                    env=_scrubbed_env(Path(scratch), env),
+                    env=child_env,
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -130,6 +201,8 @@ def run_sandboxed(
             if cgroup is not None:
                 _remove_cgroup(cgroup)
         output, truncated, size = _read_capped(out_path, limits.output_bytes)
+    if limits.sandboxed and exit_code is not None and 128 < exit_code < 128 + signal.NSIG:
+        exit_code = 128 - exit_code  # the engine's "killed by signal N" status, as Popen reports it
     return SandboxResult(
         exit_code=exit_code,
         output=output,
@@ -138,6 +211,21 @@ def run_sandboxed(
         truncated=truncated,
         killed=_why_killed(exit_code, timed_out, size, limits),
     )
+
+
+def _wrap(
+    argv: list[str], view: View, limits: SandboxLimits, rlimits: dict[str, int], env: dict[str, str]
+) -> list[str]:
+    """`argv` inside the engine; under podman the rlimits move onto the container (see isolation)."""
+    if limits.engine == "bwrap":
+        return [*isolation.bwrap_argv(view, limits.tmp_mb), *argv]
+    if limits.engine == "podman":
+        assert limits.image is not None  # require() refused otherwise
+        name = f"agentloop-{os.getpid()}-{next(_names)}"
+        inner = isolation.podman_argv(view, limits.image, name, env, rlimits, limits.tmp_mb)
+        rlimits.clear()
+        return [*inner, *argv]
+    return argv
 
 
 def _wait(proc: subprocess.Popen[bytes], timeout_s: float, cgroup: Path | None) -> tuple[int | None, bool]:
@@ -282,10 +370,14 @@ _BASE_ENV = {
 }
 
 
-def _scrubbed_env(scratch: Path, extra: Mapping[str, str] | None) -> dict[str, str]:
-    home, tmp = scratch / "home", scratch / "tmp"
-    home.mkdir()
-    tmp.mkdir()
+def _scrubbed_env(scratch: Path, extra: Mapping[str, str] | None, engine: Engine) -> dict[str, str]:
+    """Inside a sandbox, HOME and TMPDIR are its private tmpfs; on the host, fresh dirs per call."""
+    if engine == "none":
+        home, tmp = scratch / "home", scratch / "tmp"
+        home.mkdir()
+        tmp.mkdir()
+    else:
+        home, tmp = Path(SANDBOX_HOME), Path(SANDBOX_TMP)
     # The harness's interpreter first, so `python` in a command is the one running the harness.
     path = os.pathsep.join(
         dict.fromkeys([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"])

@@ -46,13 +46,14 @@ def start_session(config: pytest.Config, settings: Settings) -> None:
     from pytest_agentloop.backends.base import BackendError
     from pytest_agentloop.matrix import MatrixError
     from pytest_agentloop.runner import Runner
+    from pytest_agentloop.sandbox import SandboxUnavailable
     from pytest_agentloop.tuning import TuningError
 
     config.stash[settings_key] = settings
     if settings.models:
         try:
             config.stash[runner_key] = Runner(config, settings)
-        except (BackendError, MatrixError, TuningError) as exc:
+        except (BackendError, MatrixError, TuningError, SandboxUnavailable) as exc:
             raise pytest.UsageError(f"agentloop: {exc}") from None
     recorder = _store_recorder(config)
     if is_worker(config):

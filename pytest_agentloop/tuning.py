@@ -6,7 +6,7 @@ ceiling probes (`--agent-diagnose=PATH`) are planned from a finished run's resul
 1. `pytest canaries/ --agent-model=M --repeat=3 --agent-json=ofat.json`   (baseline + OFAT factors)
 2. `pytest canaries/ --agent-model=M --repeat=3 --agent-combine=ofat.json` (baseline + combined)
    `pytest canaries/ --agent-model=M --repeat=3 --agent-diagnose=ofat.json` (adds turns=x2, tokens=x2
-   for exactly the canaries whose baseline ran out of budget)
+   and turns+tokens=x2 for exactly the canaries whose baseline ran out of budget)
 """
 
 from __future__ import annotations
@@ -115,7 +115,9 @@ class TuningPlan:
             plan.probe = {model: over_budget(by_model.get(model, [])) for model in models}
             for model, canaries in plan.probe.items():
                 listed = ", ".join(sorted(canaries)) or "none: no baseline attempt ran out of budget"
-                plan.notes.append(f"{model}: probing turns=x2 and tokens=x2 for {listed} (from {diagnose})")
+                plan.notes.append(
+                    f"{model}: probing turns=x2, tokens=x2 and turns+tokens=x2 for {listed} (from {diagnose})"
+                )
         return plan
 
     def cells(self, model: str, matrix_cells: list[Cell], canary: Canary | None) -> list[Cell]:
@@ -126,8 +128,18 @@ class TuningPlan:
             chosen = {w.factor: w.value for w in self.winners.get(model, {}).values()}
             cells = [baseline, combined_cell(chosen, baseline.settings)] if chosen else [baseline]
         if self.probe is not None and canary is not None and canary.id in self.probe.get(model, set()):
-            cells = [*cells, *probe_cells(baseline.settings, [canary])]
+            cells = [*cells, *with_both_raised(probe_cells(baseline.settings, [canary]))]
         return cells
+
+
+def with_both_raised(probes: list[Cell]) -> list[Cell]:
+    """The turn and token probes plus one raising both: only that cell can show a capability ceiling
+    (each single raise may stop on the other budget, which says nothing about capability)."""
+    raised = {cell.factor: cell.settings for cell in probes}
+    if set(raised) != {"turns", "tokens"}:
+        return probes
+    both = raised["turns"].model_copy(update={"tokens": raised["tokens"].tokens})
+    return [*probes, Cell(id="turns+tokens=x2", settings=both)]
 
 
 def _attempts_by_model(path: Path) -> dict[str, list[Attempt]]:

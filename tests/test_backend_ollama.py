@@ -117,12 +117,15 @@ def test_host_lists_loads_and_reads_metadata(server: ReplayServer) -> None:
     )
     assert (meta.context_max, meta.weights_bytes, meta.quantization) == (40960, 5225388164, "Q4_K_M")
     assert meta.digest and meta.digest.startswith("500a1f06") and meta.vocab_size == 151936
-    host.load("qwen3:8b", 16384)
+    host.load("qwen3:8b", 8192)
     assert server.seen("POST", "/api/generate")[-1].body == {
         "model": "qwen3:8b",
         "keep_alive": -1,
-        "options": {"num_ctx": 16384},
+        "options": {"num_ctx": 8192},
     }
+    # /api/ps still says 8192: a load at another context did not take, and every chat would reload.
+    with pytest.raises(BackendError, match=r"loaded qwen3:8b at context 8192, not the 16384 asked"):
+        host.load("qwen3:8b", 16384)
     assert host.version() == "0.11.10"
 
 

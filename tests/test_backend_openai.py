@@ -149,7 +149,7 @@ def test_check_on_an_unreachable_host_says_what_to_do() -> None:
     with pytest.raises(BackendError) as caught:
         OpenAIBackend(SPEC, url).check()
     assert str(caught.value) == (
-        f"cannot reach {url} (connection refused): is the server running? pass --agent-host URL"
+        f"cannot reach {url} (connection refused after 3 tries): is the server running? pass --agent-host URL"
     )
 
 

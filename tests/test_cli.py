@@ -30,12 +30,30 @@ def test_compare_two_runs_side_by_side(tmp_path: Path, capsys: pytest.CaptureFix
     b = results_file(tmp_path / "b.json", runs("FFF", canary="x") + runs("PFF", canary="y"))
     assert main(["compare", str(a), str(b)]) == 0
     out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith(" · m") and out[1].endswith(" · m")
     assert out[2] == "cell: baseline (same settings)"
     assert out[3].split() == ["canary", "A", "pass/N", "[95%", "CI]", "B", "pass/N", "[95%", "CI]"]
     assert out[4].startswith("x ") and "3/3 [0.44, 1.00]" in out[4] and "0/3 [0.00, 0.56]" in out[4]
     assert out[6].startswith("all ") and "5/6" in out[6] and "1/6" in out[6]
-    assert out[7].startswith("B vs A (paired on canary × repetition): ")
-    assert "B 1/6 vs A 5/6" in out[7]
+    assert out[7].startswith("B vs A (unpaired, on the canaries both ran): ")
+    assert "B 1/6 vs A 5/6" in out[7] and "Boschloo exact" in out[7]
+
+
+def test_compare_never_pools_models(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two models in each file: one comparison per model, never one over both; --model picks one."""
+    a = runs("PPP", model="good") + runs("FFF", model="bad") + runs("PPP", model="old")
+    b = runs("FFF", model="good") + runs("PPP", model="bad")
+    a_file, b_file = results_file(tmp_path / "a.json", a), results_file(tmp_path / "b.json", b)
+    assert main(["compare", str(a_file), str(b_file)]) == 0
+    out = capsys.readouterr().out
+    assert "B 3/3 vs A 0/3: better" in out and "B 0/3 vs A 3/3: worse" in out
+    assert "6/6" not in out and "3/6" not in out
+    assert "not compared (in one run only): old" in out
+    assert main(["compare", str(a_file), str(b_file), "--model", "bad"]) == 0
+    out = capsys.readouterr().out
+    assert "B 3/3 vs A 0/3: better" in out and "worse" not in out
+    assert main(["compare", str(a_file), str(b_file), "--model", "old"]) == 2
+    assert "no attempt of model 'old'" in capsys.readouterr().err
 
 
 def test_compare_pairs_within_one_cell_and_names_what_changed(

@@ -154,7 +154,7 @@ def test_solve_as_text_is_recovered(run: Runner, tool_mode: ToolMode) -> None:
     assert result.workspace.pushed()
     last = result.server.requests[-1]
     assert last["messages"][-1]["role"] == "user"
-    assert last["messages"][-1]["content"].startswith("[push ok]")
+    assert last["messages"][-1]["content"].startswith("[push done]")
     assert ("tools" in last) == (tool_mode == "native")
     if tool_mode == "prompted":
         assert "<tool_call>" in last["messages"][0]["content"]

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from pytest_agentloop.analysis.regressions import RunRate, find_regressions
+from pytest_agentloop.analysis.stats import stratified_lower_tail
 from pytest_agentloop.records import Attempt, Outcome
 from pytest_agentloop.store import ResumeKey, Store, StoreError, cell_key, model_digest, open_store
 from tests._attempts import attempt, runs
@@ -174,19 +175,36 @@ def history(*rates: tuple[int, int]) -> dict[tuple[str, str, str], list[RunRate]
     return {("m", "baseline", "c1"): [RunRate(f"r{i}", "", p, n) for i, (p, n) in enumerate(rates)]}
 
 
-def test_two_sigma_rule_with_enough_runs() -> None:
-    steady = history((9, 10), (10, 10), (9, 10), (10, 10), (9, 10))  # mean 0.94, sd 0.055
-    (flag,) = find_regressions(runs("PPPPPPFFFF"), steady)  # 0.6 < 0.94 - 2 * 0.055
-    assert (flag.rule, flag.passes, flag.n, flag.runs) == ("2 sigma", 6, 10, 5)
-    assert find_regressions(runs("PPPPPPPPPF"), steady) == []  # 0.9 is within 2 sigma
+def test_a_real_drop_is_flagged_with_its_exact_p_value() -> None:
+    steady = history((9, 10), (10, 10), (9, 10), (10, 10), (9, 10))
+    (flag,) = find_regressions(runs("PPPPPFFFFF"), steady)  # 5/10 after 47/50
+    assert (flag.scope, flag.passes, flag.n, flag.history_passes, flag.history_n, flag.runs) == (
+        "tier lite",
+        5,
+        10,
+        47,
+        50,
+        5,
+    )
+    assert flag.p_value < 0.01 and flag.checks == 1
+    assert "Holm-adjusted" in flag.describe()
+    assert find_regressions(runs("PPPPPPPPPF"), steady) == []
 
 
-def test_interval_rule_with_few_runs() -> None:
-    few = history((3, 3), (3, 3))
-    (flag,) = find_regressions(runs("PFF"), few)  # 6/6 earlier: Wilson low 0.61 > 1/3
-    assert flag.rule == "interval"
-    assert find_regressions(runs("PPF"), few) == []  # 2/3 is inside [0.61, 1]
-    assert find_regressions(runs("FFF", canary="new"), few) == []  # no history, nothing to say
+def test_a_history_without_spread_is_not_infinitely_tight() -> None:
+    """The issue's case: five runs at 3/3, then 2/3, was called a 2-sigma regression (Fisher p = 0.17)."""
+    assert find_regressions(runs("PPF"), history(*[(3, 3)] * 5)) == []
+    assert find_regressions(runs("FFF", canary="new"), history((3, 3))) == []  # no history, nothing to say
+
+
+def test_many_checks_are_corrected_for() -> None:
+    """One drop that alone reaches p < 0.05 is no regression among the twelve tiers and cells checked."""
+    earlier = {("m", f"cell{i}", "c1"): [RunRate("r0", "", 6, 6)] for i in range(12)}
+    now = runs("PPFF", cell="cell0") + [a for i in range(1, 12) for a in runs("PPPP", cell=f"cell{i}")]
+    single = {("m", "cell0", "c1"): earlier[("m", "cell0", "c1")]}
+    assert stratified_lower_tail([(2, 4, 6, 6)]) < 0.15
+    assert find_regressions(runs("FFFF", cell="cell0"), single) != []  # alone, 0/4 after 6/6 is flagged
+    assert find_regressions(now, earlier) == []
 
 
 def test_infra_errors_do_not_count_as_regressions() -> None:

@@ -68,12 +68,12 @@ def test_ofat_sweep_cards_then_combined_cell(project: pytest.Pytester, server: S
         ]
     )
     card = (project.path / "cards" / "openai_scripted.md").read_text()
-    assert "**Decision:** openai:scripted: deploy for tier lite with config turns=8" in card
+    assert "**Decision:** openai:scripted: deploy for tier lite with turns=8: 3/3" in card
     assert "- runtime: openai-compatible" in card and "- host cpu: " in card and "- host ram: " in card
     assert "| turns=8 | lite | 3/3 (100%" in card and "| baseline | smoke | 0/3 (0%" in card
     assert "turns=8 6/6 vs baseline 0/6: better" in card
     assert "temperature=0.5 0/6 vs baseline 0/6: no evidence of a difference" in card
-    assert "- tiny: inconclusive: turns=8 has 3 paired runs with 3 baseline failures" in card
+    assert "- tiny: turn ceiling: more turns fixed it: turns=8 3/3 vs baseline 0/3: better" in card
     assert "per pass ($" in card and "below the methodology's minimum" not in card
     assert card.rstrip().endswith("- amended by conftest: 18 attempts")
 
@@ -114,7 +114,8 @@ def test_diagnose_probes_exactly_the_canaries_over_budget(
     write_tiny_canary(project.path / "canaries" / "tiny3", id="tiny3", tier="lite")  # not in first.json
     listed = run(project, host, "--agent-diagnose=first.json", "--collect-only", "-q")
     probes = {item for item in collected(listed) if "x2" in item}
-    assert probes == {f"{c}[scripted-{f}=x2-r1]" for c in ("tiny", "tiny2") for f in ("turns", "tokens")}
+    raised = ("turns", "tokens", "turns+tokens")
+    assert probes == {f"{c}[scripted-{f}=x2-r1]" for c in ("tiny", "tiny2") for f in raised}
     probed = run(project, host, "--agent-diagnose=first.json", "-k", "x2 or baseline", "--agent-json=d.json")
     rows = json.loads((project.path / "d.json").read_text())["attempts"]
     assert {(a["canary"], a["cell"]) for a in rows if a["outcome"] == "passed"} >= {("tiny", "turns=x2")}

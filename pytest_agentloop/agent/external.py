@@ -6,6 +6,10 @@ finds the model in `$AGENTLOOP_MODEL_URL` / `$AGENTLOOP_MODEL`, and must commit 
 work like any agent: the hidden checks grade what reached origin. Exit status 3 means it
 escalated (its last output line is the reason); any other status means it is done.
 
+Unlike run_tests, its sandbox has the network (its model), `.git` and origin writable (it commits
+and pushes itself) and `$AGENTLOOP_ROOT` read-only (its program); the harness's git does not trust
+what it leaves in them (workspace.py).
+
 Counters are read from the JSON-lines transcript it may write to `$AGENTLOOP_TRANSCRIPT`, one
 line per turn (docs/extending.md):
 
@@ -22,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,11 +107,13 @@ class ExternalAgent:
         env: Mapping[str, str] | None = None,
         model_url: str | None = None,
         model: str | None = None,
+        visible: Sequence[Path] = (),
     ) -> None:
         self.command = command
         self.env = dict(env or {})
         self.model_url = model_url
         self.model = model
+        self.visible = tuple(visible)  # read-only in its sandbox: where its program lives
 
     def run(self, task: AgentTask) -> Episode:
         folder = task.toolbox.workspace.base / "agent"  # beside the work tree, so never committed
@@ -115,11 +121,16 @@ class ExternalAgent:
         spec_file, transcript_file = folder / "spec.md", folder / "transcript.jsonl"
         spec_file.write_text(task.canary.spec.spec, encoding="utf-8")
         limits = dataclasses.replace(task.toolbox.limits, timeout_s=task.budget.seconds)
+        workspace = task.toolbox.workspace
+        # It commits and pushes itself, and talks to its model: .git, origin and the network are its.
         result = run_sandboxed(
             ["/bin/sh", "-c", f'exec 0<"$AGENTLOOP_SPEC_FILE"\n{self.command}'],
-            task.toolbox.workspace.root,
+            workspace.root,
             limits,
             env={**self.env, **self._contract_env(task, spec_file, transcript_file)},
+            writable=(workspace.root / ".git", workspace.origin, folder),
+            visible=self.visible,
+            network=True,
         )
         return _episode(task, result, transcript_file)
 
@@ -259,7 +270,7 @@ def make_external_agent(
     env = {name: os.environ[name] for name in settings.pass_env if name in os.environ}
     env.update(settings.env, AGENTLOOP_ROOT=str(root))
     if settings.model is None:
-        return ExternalAgent(settings.command, env=env)
+        return ExternalAgent(settings.command, env=env, visible=(root,))
     spec = ModelSpec.parse(settings.model)
     url = getattr(backend_for(spec), "base_url", None)
     if url is None:
@@ -267,4 +278,4 @@ def make_external_agent(
             f"model {spec.raw} of an external agent has no HTTP endpoint to hand over; "
             "use an OpenAI-compatible backend (openai:, llamacpp:, embedded:, ...)"
         )
-    return ExternalAgent(settings.command, env=env, model_url=str(url), model=spec.model)
+    return ExternalAgent(settings.command, env=env, model_url=str(url), model=spec.model, visible=(root,))

@@ -12,6 +12,7 @@ import re
 import time
 from typing import Any
 
+from pytest_agentloop import progress
 from pytest_agentloop.agent import prompts
 from pytest_agentloop.agent.base import AgentTask, EndReason, Episode
 from pytest_agentloop.agent.calls import ParsedCalls, parse_reply
@@ -72,6 +73,9 @@ class LoopAgent:
             results = _execute(task, parsed)
             _feed_back(history, settings, response, parsed, results)
             _record(episode, index, sent_messages, sent_chars, response, parsed, results)
+            tokens = episode.prompt_tokens + episode.completion_tokens
+            elapsed = time.monotonic() - (deadline - task.budget.seconds)
+            progress.turn_done(progress.TurnReport(index + 1, task.budget.turns, tokens, elapsed))
             if task.toolbox.ended:
                 return _ended(episode, task.toolbox.ended, reason=task.toolbox.end_message)
             if episode.prompt_tokens + episode.completion_tokens > task.budget.tokens:

@@ -109,8 +109,12 @@ def constrained_schema(tools: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def results_message(results: Sequence[ToolResult], malformed: Sequence[MalformedCall]) -> str:
-    """Tool results and call errors as one user message, for modes without `role: tool` messages."""
-    blocks = [f"[{r.name} {'ok' if r.ok else 'error'}]\n{r.output}" for r in results]
+    """Tool results and call errors as one user message, for modes without `role: tool` messages.
+
+    `done` says the tool did its job (the tests it ran may still have failed), `error` that it could
+    not: `[run_tests ok]` above "failed (exit code 1)" read as a contradiction.
+    """
+    blocks = [f"[{r.name} {'done' if r.ok else 'error'}]\n{r.output}" for r in results]
     blocks.extend(malformed_texts(malformed))
     return "\n\n".join(blocks) if blocks else NUDGE
 

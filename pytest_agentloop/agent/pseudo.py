@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from pytest_agentloop.agent import prompts
 from pytest_agentloop.agent.base import AgentTask, Episode
-from pytest_agentloop.agent.tools import Toolbox
 from pytest_agentloop.records import ToolCall, Transcript, Turn
 
 _SKIPPED_PARTS = {"__pycache__", ".pytest_cache", ".git"}
@@ -30,7 +30,7 @@ class ReferenceAgent:
     def run(self, task: AgentTask) -> Episode:
         spec = task.canary.spec
         if spec.expect.outcome == "escalate":
-            return _replay(task.toolbox, [("escalate", {"reason": spec.reference.reason})])
+            return _replay(task, [("escalate", {"reason": spec.reference.reason})])
         overlay = self.overlay or task.canary.solution_dir
         writes = [
             ("write_file", {"path": path, "content": content}) for path, content in _overlay_files(overlay)
@@ -42,14 +42,14 @@ class ReferenceAgent:
             ("push", {}),
             ("finish", {"summary": f"Replayed {len(writes)} files from {overlay.name}/"}),
         ]
-        return _replay(task.toolbox, steps)
+        return _replay(task, steps)
 
 
 class NullAgent:
     """Does nothing and declares success at once."""
 
     def run(self, task: AgentTask) -> Episode:
-        return _replay(task.toolbox, [("finish", {"summary": "Did nothing."})])
+        return _replay(task, [("finish", {"summary": "Did nothing."})])
 
 
 def _overlay_files(overlay: Path) -> list[tuple[str, str]]:
@@ -62,9 +62,14 @@ def _overlay_files(overlay: Path) -> list[tuple[str, str]]:
     ]
 
 
-def _replay(toolbox: Toolbox, steps: Iterable[tuple[str, dict[str, Any]]]) -> Episode:
-    """One turn per call, stopping at finish/escalate; the episode ends as the toolbox says."""
-    transcript = Transcript()
+def _replay(task: AgentTask, steps: Iterable[tuple[str, dict[str, Any]]]) -> Episode:
+    """One turn per call, stopping at finish/escalate; the episode ends as the toolbox says.
+
+    The transcript carries the spec a model would have been given (no system prompt: no model), so a
+    reader of a reference or null transcript sees what the task was.
+    """
+    toolbox = task.toolbox
+    transcript = Transcript(spec=prompts.task_message(task.canary))
     redundant = 0
     for index, (name, arguments) in enumerate(steps):
         call = ToolCall(id=f"pseudo_{index}", name=name, arguments=arguments)

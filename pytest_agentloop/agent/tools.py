@@ -5,12 +5,21 @@ Every agent (the loop, the pseudo-agents) acts on the workspace only through a `
 counters derived from its results (redundant calls, no-op edits, changes) mean the same thing for
 all of them. A tool never raises: whatever goes wrong becomes a `ToolResult(ok=False)` whose output
 tells the model what to do instead.
+
+Files are opened without following a last symlink and without blocking, then checked before a
+byte moves: only regular files with a single link (a hard link could be a file outside the
+repository) and within the size caps; FIFOs, devices and sockets are refused. Every tool call ends
+within the attempt's time budget: run_tests and git get at most the time that is left.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import json
 import os
+import stat
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +34,9 @@ from pytest_agentloop.workspace import GitError, Workspace
 
 OUTPUT_CAP = 8_000
 LIST_CAP = 500
+READ_CAP = 1_000_000  # bytes read_file/edit_file will load
+WRITE_CAP = 1_000_000  # bytes write_file/edit_file will write
+WALK_CAP = 20_000  # entries list_files looks at before it stops
 _HIDDEN_PARTS = {".git", "__pycache__", ".pytest_cache"}
 
 
@@ -154,10 +166,14 @@ class _Outcome:
 class Toolbox:
     """The tools bound to one workspace and one canary's test command."""
 
-    def __init__(self, workspace: Workspace, test_command: str, limits: SandboxLimits) -> None:
+    def __init__(
+        self, workspace: Workspace, test_command: str, limits: SandboxLimits, *, seconds: float | None = None
+    ) -> None:
+        """`seconds`: the attempt's time budget, counted from now; no tool call outlasts it."""
         self.workspace = workspace
         self.test_command = test_command
         self.limits = limits
+        self.deadline = None if seconds is None else time.monotonic() + seconds
         self.ended: Ended | None = None
         self.end_message = ""
         self._seen: set[str] = set()  # calls made since the last change
@@ -213,6 +229,15 @@ class Toolbox:
             call_id=call.id, name=call.name, ok=ok, output=cap_output(output), redundant=redundant
         )
 
+    def _seconds_left(self) -> float:
+        """Time a tool call may still take: the sandbox's limit, cut to what the attempt has left."""
+        if self.deadline is None:
+            return self.limits.timeout_s
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise ToolError("the attempt's time budget is used up; nothing more can run.")
+        return min(self.limits.timeout_s, left)
+
     def _file(self, path: str) -> Path:
         target = self.workspace.resolve(path)
         if target.is_dir():
@@ -221,9 +246,33 @@ class Toolbox:
 
     def _read_text(self, path: str) -> tuple[Path, str]:
         target = self._file(path)
-        if not target.exists():
+        fd = _open_checked(path, target, os.O_RDONLY)
+        if fd is None:
             raise ToolError(f"no file '{path}'; use list_files to see which files exist.")
-        return target, target.read_text(encoding="utf-8", errors="replace")
+        with os.fdopen(fd, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > READ_CAP:
+                raise ToolError(
+                    f"'{path}' holds {size:,} bytes, more than the {READ_CAP:,} a tool reads; "
+                    "run_tests output or a smaller file may help."
+                )
+            return target, f.read(READ_CAP).decode("utf-8", errors="replace")
+
+    def _write_text(self, path: str, target: Path, text: str) -> None:
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ToolError(
+                "the content holds characters that are not valid UTF-8 (lone surrogates); send plain text."
+            ) from None
+        if len(data) > WRITE_CAP:
+            raise ToolError(f"the content is {len(data):,} bytes, more than the {WRITE_CAP:,} a tool writes.")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = _open_checked(path, target, os.O_WRONLY | os.O_CREAT)
+        assert fd is not None  # O_CREAT: it exists now
+        with os.fdopen(fd, "wb") as f:
+            f.truncate()
+            f.write(data)
 
     def _read_file(self, args: ReadFile) -> _Outcome:
         return _Outcome(self._read_text(args.path)[1])
@@ -239,10 +288,9 @@ class Toolbox:
 
     def _write_file(self, args: WriteFile) -> _Outcome:
         target = self._file(args.path)
-        if target.exists() and target.read_text(encoding="utf-8", errors="replace") == args.content:
+        if target.exists() and self._read_text(args.path)[1] == args.content:
             return _Outcome(f"no change: '{args.path}' already has exactly this content.")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(args.content, encoding="utf-8")
+        self._write_text(args.path, target, args.content)
         return _Outcome(f"wrote {len(args.content):,} characters to '{args.path}'.", changed=True)
 
     def _edit_file(self, args: EditFile) -> _Outcome:
@@ -257,14 +305,15 @@ class Toolbox:
             )
         if args.old == args.new:
             return _Outcome(f"no change: `old` and `new` are the same; '{args.path}' is unchanged.")
-        target.write_text(text.replace(args.old, args.new, 1), encoding="utf-8")
+        self._write_text(args.path, target, text.replace(args.old, args.new, 1))
         return _Outcome(f"edited '{args.path}'.", changed=True)
 
     def _run_tests(self, _: RunTests) -> _Outcome:
-        result = run_sandboxed(self.test_command, self.workspace.root, self.limits)
+        limits = dataclasses.replace(self.limits, timeout_s=self._seconds_left())
+        result = run_sandboxed(self.test_command, self.workspace.root, limits)
         if result.timed_out:
             raise ToolError(
-                f"`{self.test_command}` timed out after {self.limits.timeout_s:g} s; "
+                f"`{self.test_command}` timed out after {limits.timeout_s:g} s; "
                 f"output so far:\n{result.output}"
             )
         status = "passed" if result.exit_code == 0 else f"failed (exit code {result.exit_code})"
@@ -272,13 +321,13 @@ class Toolbox:
         return _Outcome(f"`{self.test_command}` {status}{killed}\n{result.output}")
 
     def _commit(self, args: Commit) -> _Outcome:
-        sha = self.workspace.commit(args.message)
+        sha = self.workspace.commit(args.message, timeout=self._seconds_left())
         if sha is None:
             return _Outcome("nothing to commit: the working tree matches the last commit.")
         return _Outcome(f"committed {sha[:12]}.", changed=True)
 
     def _push(self, _: Push) -> _Outcome:
-        if self.workspace.push():
+        if self.workspace.push(timeout=self._seconds_left()):
             return _Outcome("pushed to origin.", changed=True)
         return _Outcome("origin is already up to date; commit first if you changed files.")
 
@@ -291,10 +340,52 @@ class Toolbox:
         return _Outcome("finished.")
 
 
+_KINDS = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a device",
+    stat.S_IFBLK: "a device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def _open_checked(path: str, target: Path, flags: int) -> int | None:
+    """An fd for the regular, singly linked file at `target` (None: it does not exist), or ToolError.
+
+    O_NOFOLLOW: a symlink swapped in after `resolve` is refused, not followed; O_NONBLOCK: opening a
+    FIFO returns at once instead of waiting for a writer forever. Checks run on the open fd.
+    """
+    try:
+        fd = os.open(target, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENXIO):  # a symlink; a FIFO with no reader (write side)
+            raise ToolError(f"refused '{path}': it is not a regular file of the repository.") from None
+        raise
+    info = os.fstat(fd)
+    why = None
+    if not stat.S_ISREG(info.st_mode):
+        why = f"it is {_KINDS.get(stat.S_IFMT(info.st_mode), 'not a regular file')}, not a file"
+    elif info.st_nlink > 1:
+        why = "it has other hard links, which may be files outside the repository"
+    if why is not None:
+        os.close(fd)
+        raise ToolError(f"refused '{path}': {why}.")
+    os.set_blocking(fd, True)
+    return fd
+
+
 def _files_under(folder: Path, root: Path) -> list[str]:
-    """Relative paths of the files under `folder`, never following a symlinked folder out of it."""
+    """Relative paths of the files under `folder`, never following a symlinked folder out of it.
+
+    At most WALK_CAP entries are looked at, so a tree of a million files costs bounded time.
+    """
     names: list[str] = []
+    seen = 0
     for top, folders, files in os.walk(folder):
         folders[:] = sorted(f for f in folders if f not in _HIDDEN_PARTS)
+        seen += len(folders) + len(files)
         names.extend((Path(top) / name).relative_to(root).as_posix() for name in files)
+        if seen > WALK_CAP:
+            return [*sorted(names), f"[... stopped after {WALK_CAP:,} entries]"]
     return sorted(names)

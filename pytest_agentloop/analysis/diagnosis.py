@@ -1,23 +1,24 @@
 """Why attempts fail: which budget ceiling a model hits, and where its turns go.
 
-The methodology's point: most local-model failures are budget, not brains, and only a paired
-comparison against cells that raised the turn or token budget can tell a turn ceiling from a token
-ceiling from a capability ceiling. A raw rate difference at N=3 cannot.
+The methodology's point: most local-model failures are budget, not brains, and only a comparison
+against cells that raised the turn or token budget can tell a turn ceiling from a token ceiling
+from a capability ceiling. A raw rate difference at N=3 cannot, and a raise that did not help is no
+evidence of a capability ceiling until the interval of the difference excludes a real improvement.
 """
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pytest_agentloop.analysis.stats import (
+    MAX_MORE_RUNS,
     MIN_REPETITIONS,
     Comparison,
     compare_attempts,
-    min_discordant,
+    more_runs,
     scored,
 )
 from pytest_agentloop.records import Attempt, Outcome, Turn
@@ -28,9 +29,24 @@ EDIT_TOOLS = frozenset({"write_file", "edit_file"})
 TEMPLATE_FIX = "the runtime's chat template does not render tools: use tool_mode=prompted or constrained"
 
 CeilingVerdict = Literal[
-    "turn ceiling", "token ceiling", "capability ceiling", "inconclusive", "incomplete sweep"
+    "turn ceiling",
+    "token ceiling",
+    "budget ceiling",  # only raising turns and tokens together fixed it
+    "capability ceiling",
+    "inconclusive",
+    "incomplete sweep",
+    "context truncated",
 ]
-CEILING: dict[str, CeilingVerdict] = {"turns": "turn ceiling", "tokens": "token ceiling"}
+CEILING: dict[str, CeilingVerdict] = {
+    "turns": "turn ceiling",
+    "tokens": "token ceiling",
+    "both": "budget ceiling",
+}
+# A capability ceiling needs the interval of (both budgets raised - baseline) to end below this: an
+# improvement of 30 points excluded. At N=9 on one canary, 0/9 against 0/9 just does (upper +0.30).
+CAPABILITY_MARGIN = 0.30
+RaiseKind = Literal["turns", "tokens", "both"]
+KINDS: tuple[RaiseKind, ...] = ("turns", "tokens", "both")
 
 
 @dataclass(frozen=True)
@@ -49,20 +65,44 @@ def group(attempts: Iterable[Attempt], *keys: str) -> dict[tuple[Any, ...], list
     return dict(sorted(groups.items()))
 
 
-def raises_budget(cell: Sequence[Attempt], baseline: Sequence[Attempt], budget: str) -> bool:
-    """Whether a cell's attempts ran with a larger `budget` than the baseline's.
+def budget_of(attempt: Attempt, budget: str) -> float | None:
+    """The budget in force: recorded on the attempt, else the cell's override (older results files)."""
+    value = attempt.budget.get(budget) or attempt.cell_config.get(budget)
+    return None if value is None else float(value)
 
-    With no explicit baseline budget (the canaries' own), a swept budget counts as a raise: sweeps
-    exist to lift the canary defaults, and `--agent-diagnose` probes are always doubled.
+
+def budget_direction(cell: Sequence[Attempt], baseline: Sequence[Attempt], budget: str) -> int:
+    """+1 when the cell ran with more of `budget` than the baseline, -1 with less (a cut), 0 otherwise.
+
+    Without the baseline's own figure (a results file from before budgets were recorded, baseline on
+    the canary's default) only a doubling probe (`turns=x2`) is known to be a raise.
     """
-    if not cell or not cell[0].cell.startswith(f"{budget}="):
-        return False
-    raised = cell[0].cell_config.get(budget)
-    base = baseline[0].cell_config.get(budget) if baseline else None
-    return raised is not None and (base is None or raised > base)
+    if not cell or not baseline:
+        return 0
+    mine, base = budget_of(cell[0], budget), budget_of(baseline[0], budget)
+    if mine is None:
+        return 0
+    if base is None:
+        return 1 if cell[0].cell.startswith(f"{budget}=x") else 0
+    return (mine > base) - (mine < base)
 
 
-Probes = dict[str, list[tuple[str, list[Attempt]]]]  # budget -> the cells that raised it, with their runs
+def raise_kind(cell: Sequence[Attempt], baseline: Sequence[Attempt]) -> RaiseKind | None:
+    """Which budgets a cell raised, when that is all it changed (no cut, no other factor); else None."""
+    others = {k: v for k, v in cell[0].cell_config.items() if k not in BUDGETS} if cell else {}
+    base_others = {k: v for k, v in baseline[0].cell_config.items() if k not in BUDGETS} if baseline else {}
+    if others != base_others:
+        return None
+    moves = {budget: budget_direction(cell, baseline, budget) for budget in BUDGETS}
+    if -1 in moves.values():
+        return None
+    raised = [budget for budget, move in moves.items() if move == 1]
+    if len(raised) == 2:
+        return "both"
+    return "turns" if raised == ["turns"] else "tokens" if raised == ["tokens"] else None
+
+
+Probes = dict[RaiseKind, list[tuple[str, list[Attempt]]]]  # kind -> the cells that raised it, with runs
 
 
 def _over_budget(attempts: Iterable[Attempt]) -> Iterator[tuple[str, dict[str, list[Attempt]], Probes]]:
@@ -73,12 +113,13 @@ def _over_budget(attempts: Iterable[Attempt]) -> Iterator[tuple[str, dict[str, l
         over = {
             canary: runs
             for (canary,), runs in group(baseline, "canary").items()
-            if any(a.outcome is Outcome.BUDGET_EXCEEDED for a in runs)
+            if any(a.outcome is Outcome.BUDGET_EXCEEDED or a.context_truncated for a in runs)
         }
-        probes = {
-            budget: [(cid, runs) for cid, runs in cells.items() if raises_budget(runs, baseline, budget)]
-            for budget in BUDGETS
-        }
+        probes: Probes = {}
+        for cid, runs in cells.items():
+            kind = raise_kind(runs, baseline) if cid != BASELINE else None
+            if kind is not None:
+                probes.setdefault(kind, []).append((cid, runs))
         yield model, over, probes
 
 
@@ -94,9 +135,8 @@ def ceiling_diagnoses(attempts: Iterable[Attempt]) -> list[CeilingDiagnosis]:
 def pooled_ceiling_diagnoses(attempts: Iterable[Attempt]) -> list[CeilingDiagnosis]:
     """One diagnosis per model over all its over-budget canaries together (where there are two or more).
 
-    At N=3 one canary can never separate the ceilings: the exact test needs more baseline failures
-    to improve on than three runs hold. Paired runs pooled over the canaries often can. A single
-    canary may still differ (turn-limited where the rest are not): its own line says so.
+    At N=3 one canary rarely separates the ceilings; the runs pooled over the canaries often can.
+    A single canary may still differ (turn-limited where the rest are not): its own line says so.
     """
     return [
         _diagnose(model, f"{len(over)} over-budget canaries", [a for r in over.values() for a in r], probes)
@@ -106,100 +146,86 @@ def pooled_ceiling_diagnoses(attempts: Iterable[Attempt]) -> list[CeilingDiagnos
 
 
 def _diagnose(model: str, label: str, base_runs: list[Attempt], probes: Probes) -> CeilingDiagnosis:
-    """The verdict for `base_runs` (one canary's, or several pooled), paired with the probes' runs."""
+    """The verdict for `base_runs` (one canary's, or several pooled) against the raised-budget cells.
+
+    A ceiling is called from the interval of the difference: a raise whose interval lies above zero
+    fixed it; a capability ceiling needs a cell that raised both budgets and an interval that ends
+    below CAPABILITY_MARGIN. Anything else is inconclusive and says how many runs would settle it.
+    """
     canaries = {a.canary for a in base_runs}
     over = sum(a.outcome is Outcome.BUDGET_EXCEEDED for a in base_runs)
     limits = sorted({str(a.limit) for a in base_runs if a.limit is not None})
-    lead = (
-        f"baseline ran out of budget in {over}/{len(base_runs)} runs ({', '.join(limits) or 'limit unknown'})"
-    )
-    results: dict[str, tuple[str, Comparison]] = {}
-    raised_runs: dict[str, list[Attempt]] = {}
-    for budget, cells in probes.items():
-        paired = [(cid, [a for a in runs if a.canary in canaries]) for cid, runs in cells]
-        compared = [(cid, compare_attempts(base_runs, runs, cid), runs) for cid, runs in paired]
-        compared = [item for item in compared if item[1].n_pairs]
-        if compared:  # the strongest evidence among the cells that raised this budget
-            cid, comparison, runs = max(
-                compared, key=lambda item: (item[1].verdict == "better", item[1].delta)
-            )
-            results[budget], raised_runs[budget] = (cid, comparison), runs
+    stopped = ", ".join(limits) or "limit unknown"
+    lead = f"baseline ran out of budget in {over}/{len(base_runs)} runs ({stopped})"
+    results: dict[RaiseKind, tuple[str, Comparison]] = {}
+    for kind, cells in probes.items():
+        compared = [
+            (cid, compare_attempts(base_runs, [a for a in runs if a.canary in canaries], cid))
+            for cid, runs in cells
+        ]
+        compared = [item for item in compared if item[1].cell_n]
+        if compared:  # the strongest evidence among the cells that raised this way
+            results[kind] = max(compared, key=lambda item: (item[1].ci_low, item[1].delta))
 
     def made(verdict: CeilingVerdict, text: str) -> CeilingDiagnosis:
         return CeilingDiagnosis(model=model, canary=label, verdict=verdict, text=f"{verdict}: {text}; {lead}")
 
-    fixed = [(budget, c) for budget, (_, c) in results.items() if c.verdict == "better"]
-    if fixed:
-        budget, comparison = max(fixed, key=lambda item: item[1].delta)
-        return made(CEILING[budget], f"more {budget} fixed it: {comparison.text}")
-    thin = [(cid, c) for cid, c in results.values() if _too_thin(c)]
-    if thin:
-        return made("inconclusive", _how_many_more(thin))
-    missing = [budget for budget in BUDGETS if budget not in results]
-    if missing:
-        tried = (
-            "; ".join(f"{cid} did not help ({c.text})" for cid, c in results.values())
-            or "no budget was raised"
+    cut = sum(bool(a.context_truncated) for a in base_runs)
+    if cut:  # the runtime cut the history: nothing here measures the model
+        return made(
+            "context truncated",
+            f"the runtime cut the prompt to fit its context in {cut}/{len(base_runs)} runs; raise the "
+            "context ([guard] context, or the runtime's own) and rerun before reading these as budget or "
+            "capability",
         )
-        adds = " and ".join(f"{budget}=x2" for budget in missing)
+
+    fixed = [(kind, c) for kind, (_, c) in results.items() if c.verdict == "better"]
+    if fixed:
+        kind, comparison = max(fixed, key=lambda item: (item[0] != "both", item[1].ci_low))
+        what = "turns and tokens together" if kind == "both" else kind
+        return made(CEILING[kind], f"more {what} fixed it: {comparison.text}")
+    both = results.get("both")
+    if both and both[1].ci_high < CAPABILITY_MARGIN and both[1].repetitions >= MIN_REPETITIONS:
+        return made(
+            "capability ceiling",
+            f"raising turns and tokens together excluded an improvement of {CAPABILITY_MARGIN:.0%} or more, "
+            f"so more budget is wasted: {both[1].text}",
+        )
+    if not results:
         return made(
             "incomplete sweep",
-            f"{tried}; add {adds} (or run with --agent-diagnose) to tell the ceilings apart",
+            "no cell raised a budget (and changed nothing else); run with --agent-diagnose, or add "
+            "turns=x2, tokens=x2 and a cell raising both, to tell the ceilings apart",
         )
-    interlocked = _interlocked(results, raised_runs)
-    if interlocked:
-        return made(
-            "inconclusive",
-            f"each raised budget ran into the other one ({interlocked}), so neither raise could show "
-            "what the model does with room to finish; raise both in the baseline and rerun before calling "
-            "it a capability ceiling",
+    return made("inconclusive", _what_settles(results))
+
+
+def _what_settles(results: dict[RaiseKind, tuple[str, Comparison]]) -> str:
+    """For each raise tried, how many more runs would settle it; and the cell still missing, if any."""
+    clauses = []
+    for kind, (cid, comparison) in sorted(results.items(), key=lambda item: KINDS.index(item[0])):
+        helping = (comparison.delta > 0 and kind != "both") or comparison.delta >= CAPABILITY_MARGIN / 2
+        if helping:
+            more = more_runs(comparison, lambda c: c.verdict == "better")
+            goal = "show whether it helps"
+        else:
+            if kind != "both":
+                clauses.append(f"{cid} showed no improvement ({comparison.text})")
+                continue
+            more = more_runs(
+                comparison, lambda c: c.ci_high < CAPABILITY_MARGIN and c.repetitions >= MIN_REPETITIONS
+            )
+            goal = f"exclude an improvement of {CAPABILITY_MARGIN:.0%} (a capability ceiling)"
+        amount = f"about {more}" if more is not None else f"more than {MAX_MORE_RUNS}"
+        clauses.append(
+            f"{amount} more runs per canary of baseline and {cid} would {goal} ({comparison.text})"
         )
-    evidence = "; ".join(c.text for _, c in results.values())
-    return made(
-        "capability ceiling",
-        f"raising both turns and tokens did not help, so more budget is wasted: {evidence}",
-    )
-
-
-def _interlocked(results: dict[str, tuple[str, Comparison]], raised_runs: dict[str, list[Attempt]]) -> str:
-    """Evidence that every raise mostly stopped on the other budget (raised turns ran out of tokens,
-    raised tokens ran out of turns); empty when any raise failed for another reason."""
-    found = []
-    for budget, (cell_id, _) in results.items():
-        (other,) = (b for b in BUDGETS if b != budget)
-        runs = raised_runs[budget]
-        stopped = sum(a.outcome is Outcome.BUDGET_EXCEEDED and str(a.limit) == other for a in runs)
-        if 2 * stopped <= len(runs):
-            return ""
-        found.append(f"{cell_id} stopped on {other} in {stopped}/{len(runs)} runs")
-    return "; ".join(found)
-
-
-def _too_thin(comparison: Comparison) -> bool:
-    """Too few baseline failures (or repetitions) for any improvement to reach significance."""
-    return comparison.repetitions < MIN_REPETITIONS or comparison.base_failures < min_discordant()
-
-
-def _how_many_more(thin: list[tuple[str, Comparison]]) -> str:
-    """What the too-thin comparisons lack, one clause per distinct shortfall (cells alike share one)."""
-    needed = min_discordant()
-    clauses: dict[tuple[int, int, int], list[str]] = {}
-    for cell_id, comparison in thin:
-        failures = comparison.base_failures
-        rate = failures / comparison.n_pairs if comparison.n_pairs else 0.0
-        more = (
-            math.ceil((needed - failures) / rate)
-            if 0 < failures < needed
-            else (needed if failures == 0 else 0)
+    if "both" not in results:
+        clauses.append(
+            "no cell raised turns and tokens together, which a capability ceiling needs: "
+            "add one (--agent-diagnose adds turns+tokens=x2)"
         )
-        more = max(more, MIN_REPETITIONS - comparison.repetitions)
-        clauses.setdefault((comparison.n_pairs, failures, more), []).append(cell_id)
-    return "; ".join(
-        f"{' and '.join(cells)} {'each have' if len(cells) > 1 else 'has'} {pairs} paired runs "
-        f"with {failures} baseline failures to improve on (the exact test needs at least {needed}); "
-        f"run about {more} more repetitions of baseline and {', '.join(cells)}"
-        for (pairs, failures, more), cells in clauses.items()
-    )
+    return "; ".join(clauses)
 
 
 @dataclass(frozen=True)

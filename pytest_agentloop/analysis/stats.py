@@ -1,24 +1,28 @@
 """Small-sample statistics for pass/fail data, in pure Python so a saved results file needs no scipy.
 
 The methodology runs few repetitions (N >= 3), so every rate is shown with an interval and every
-comparison between cells is a paired test on the same canaries: a raw 8/9 vs 6/9 is not a winner.
+comparison between cells is an exact test: a raw 8/9 vs 6/9 is not a winner.
+
+Repetitions of two cells are independent (a cell's seed is the same for every repetition, so
+repetition 2 of one cell has nothing to do with repetition 2 of another): comparisons are unpaired.
+The test is Boschloo's exact unconditional test (more powerful than Fisher's, exact at any N) and
+the interval of the difference is Newcombe's hybrid score interval, which agrees with it at small N
+where a bootstrap degenerates ("+1.00 [+1.00, +1.00]"). A difference is called only when both do.
 """
 
 from __future__ import annotations
 
 import math
-import random
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from pytest_agentloop.records import Attempt, Outcome
 
 MIN_REPETITIONS = 3  # the methodology's minimum per (canary, cell)
 ALPHA = 0.05
-BOOTSTRAP_RESAMPLES = 2000
-BOOTSTRAP_SEED = 20260501  # fixed: the same results file always gives the same interval
 BELOW_MINIMUM = f"below the methodology's minimum of N={MIN_REPETITIONS}"
 
 Verdict = Literal["better", "worse", "no evidence of a difference"]
@@ -78,109 +82,224 @@ def pass_hat_k(runs: Mapping[str, Sequence[bool]], k: int) -> KEstimate:
     return KEstimate(k=k, observed=observed, unbiased=estimate, canaries=len(eligible))
 
 
-def mcnemar_exact(base_only: int, cell_only: int) -> float:
-    """Two-sided exact McNemar p-value: a binomial test of the discordant pairs against 1/2."""
-    m = base_only + cell_only
-    if m == 0:
+def newcombe(base_passes: int, base_n: int, cell_passes: int, cell_n: int) -> tuple[float, float]:
+    """95% interval of cell rate minus baseline rate: Newcombe's hybrid score (his method 10).
+
+    Built from the two Wilson intervals, so it stays inside [-1, 1] and is not degenerate at 0/n or
+    n/n, where a bootstrap of the difference collapses to a point.
+    """
+    if not base_n or not cell_n:
+        return (-1.0, 1.0)
+    p1, p2 = base_passes / base_n, cell_passes / cell_n
+    l1, u1 = wilson(base_passes, base_n)
+    l2, u2 = wilson(cell_passes, cell_n)
+    delta = p2 - p1
+    return (
+        max(-1.0, delta - math.sqrt((p2 - l2) ** 2 + (u1 - p1) ** 2)),
+        min(1.0, delta + math.sqrt((u2 - p2) ** 2 + (p1 - l1) ** 2)),
+    )
+
+
+def _fisher_greater(base_passes: int, base_n: int, cell_passes: int, cell_n: int) -> float:
+    """One-sided Fisher p: P(cell passes >= observed | both margins), the hypergeometric upper tail."""
+    total = base_passes + cell_passes
+    upper = range(cell_passes, min(cell_n, total) + 1)
+    tail = sum(math.comb(cell_n, x) * math.comb(base_n, total - x) for x in upper)
+    return tail / math.comb(base_n + cell_n, total)
+
+
+@lru_cache(maxsize=65536)
+def boschloo_greater(base_passes: int, base_n: int, cell_passes: int, cell_n: int) -> float:
+    """One-sided Boschloo exact p-value that the cell passes more often than the baseline.
+
+    The statistic is Fisher's one-sided p; the p-value is the largest probability, over every common
+    pass rate pi the two cells could share under the null, of a table at least as extreme. Tables are
+    grouped by their total passes k, so p(pi) = sum_k w_k pi^k (1-pi)^(N-k) is cheap to maximise.
+    """
+    observed = _fisher_greater(base_passes, base_n, cell_passes, cell_n) * (1 + 1e-13)
+    weights = [0] * (base_n + cell_n + 1)
+    for b in range(base_n + 1):
+        for c in range(cell_n + 1):
+            if _fisher_greater(b, base_n, c, cell_n) <= observed:
+                weights[b + c] += math.comb(base_n, b) * math.comb(cell_n, c)
+    terms = [(k, math.log(w)) for k, w in enumerate(weights) if w]
+    total = base_n + cell_n
+
+    def p_at(pi: float) -> float:
+        if pi <= 0.0 or pi >= 1.0:
+            k_edge = 0 if pi <= 0.0 else total
+            return 1.0 if weights[k_edge] else 0.0
+        lp, lq = math.log(pi), math.log1p(-pi)
+        return sum(math.exp(lw + k * lp + (total - k) * lq) for k, lw in terms)
+
+    return min(1.0, _maximise(p_at))
+
+
+def _maximise(func: Callable[[float], float], grid: int = 200, refine: int = 40) -> float:
+    """Max of a smooth function on [0, 1]: a grid, then a golden-section search around its best point."""
+    points = [i / grid for i in range(grid + 1)]
+    best = max(range(grid + 1), key=lambda i: func(points[i]))
+    low, high = points[max(best - 1, 0)], points[min(best + 1, grid)]
+    ratio = (math.sqrt(5) - 1) / 2
+    for _ in range(refine):
+        left, right = high - ratio * (high - low), low + ratio * (high - low)
+        if func(left) < func(right):
+            low = left
+        else:
+            high = right
+    return max(func(points[best]), func((low + high) / 2))
+
+
+def boschloo(base_passes: int, base_n: int, cell_passes: int, cell_n: int) -> float:
+    """Two-sided Boschloo exact p-value: twice the smaller one-sided p (as scipy.stats.boschloo_exact)."""
+    if not base_n or not cell_n or base_passes + cell_passes in (0, base_n + cell_n):
         return 1.0
-    tail = sum(math.comb(m, i) for i in range(min(base_only, cell_only) + 1)) / 2**m
-    return min(1.0, 2 * tail)
+    greater = boschloo_greater(base_passes, base_n, cell_passes, cell_n)
+    less = boschloo_greater(cell_passes, cell_n, base_passes, base_n)
+    return min(1.0, 2 * min(greater, less))
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """A cell against the baseline on the same (canary, repetition) pairs."""
+    """A cell against the baseline (or one run against another) on the canaries both ran."""
 
     verdict: Verdict
-    delta: float  # cell pass rate minus baseline pass rate over the pairs
-    p_value: float  # exact McNemar
-    ci_low: float  # paired bootstrap percentile interval of delta
+    delta: float  # cell pass rate minus baseline pass rate
+    p_value: float  # two-sided Boschloo exact test, unpaired
+    ci_low: float  # Newcombe hybrid score interval of delta
     ci_high: float
-    n_pairs: int
+    base_passes: int
+    base_n: int
+    cell_passes: int
+    cell_n: int
+    canaries: int  # canaries both sides ran: more runs are added per canary
+    repetitions: int  # the fewest runs any shared canary has on either side
     text: str
-    discordant: int = 0
-    repetitions: int = 0  # the fewest repetitions any paired canary has
-    base_failures: int = 0  # pairs the cell could improve on
+
+    @property
+    def base_failures(self) -> int:
+        return self.base_n - self.base_passes
 
 
-def pair_runs(baseline: Sequence[Attempt], cell: Sequence[Attempt]) -> tuple[list[tuple[bool, bool]], int]:
-    """(baseline passed, cell passed) per canary x repetition index present in both, and the fewest reps.
-
-    Repetitions are matched by their order within a canary, not their raw number, so an infra error
-    removed from one side does not unpair everything after it.
-    """
-    base_runs, cell_runs = runs_by_canary(baseline), runs_by_canary(cell)
-    pairs: list[tuple[bool, bool]] = []
-    reps: list[int] = []
-    for canary in sorted(base_runs.keys() & cell_runs.keys()):
-        matched = list(zip(base_runs[canary], cell_runs[canary], strict=False))
-        pairs.extend(matched)
-        reps.append(len(matched))
-    return pairs, min(reps, default=0)
-
-
-def compare(
-    pairs: Sequence[tuple[bool, bool]],
-    repetitions: int,
+def compare_counts(
+    base: tuple[int, int],
+    cell: tuple[int, int],
+    *,
+    canaries: int = 1,
+    repetitions: int | None = None,
     label: str = "cell",
-    alpha: float = ALPHA,
     against: str = "baseline",
+    note: str = "",
+    alpha: float = ALPHA,
 ) -> Comparison:
-    """Exact McNemar for the verdict, a seeded paired bootstrap for the interval of the difference."""
-    n = len(pairs)
-    base_only = sum(1 for b, c in pairs if b and not c)
-    cell_only = sum(1 for b, c in pairs if c and not b)
-    p_value = mcnemar_exact(base_only, cell_only)
-    delta = (cell_only - base_only) / n if n else 0.0
-    ci_low, ci_high = _bootstrap_delta(pairs)
+    """Boschloo's test for the verdict, Newcombe's interval for the difference; both must agree to
+    call one: a difference the test finds but the interval does not exclude stays 'no evidence'."""
+    (base_passes, base_n), (cell_passes, cell_n) = base, cell
+    reps = min(base_n, cell_n) // max(canaries, 1) if repetitions is None else repetitions
+    p_value = boschloo(base_passes, base_n, cell_passes, cell_n)
+    low, high = newcombe(base_passes, base_n, cell_passes, cell_n)
+    delta = (cell_passes / cell_n if cell_n else 0.0) - (base_passes / base_n if base_n else 0.0)
     verdict: Verdict = "no evidence of a difference"
-    if n and p_value < alpha:
-        verdict = "better" if delta > 0 else "worse"
-    base_passes, cell_passes = sum(b for b, _ in pairs), sum(c for _, c in pairs)
+    if p_value < alpha and low > 0:
+        verdict = "better"
+    elif p_value < alpha and high < 0:
+        verdict = "worse"
     text = (
-        f"{label} {cell_passes}/{n} vs {against} {base_passes}/{n}: {verdict} "
-        f"(delta {delta:+.2f}, 95% CI [{ci_low:+.2f}, {ci_high:+.2f}], "
-        f"McNemar p={p_value:.3g} on {base_only + cell_only} discordant pairs)"
+        f"{label} {cell_passes}/{cell_n} vs {against} {base_passes}/{base_n}: {verdict} "
+        f"(difference {delta:+.2f}, 95% CI [{low:+.2f}, {high:+.2f}]; Boschloo exact p={p_value:.3g}, "
+        f"unpaired{note})"
     )
-    if repetitions < MIN_REPETITIONS:
-        text += f"; {BELOW_MINIMUM} (N={repetitions})"
+    if reps < MIN_REPETITIONS:
+        text += f"; {BELOW_MINIMUM} (N={reps})"
     return Comparison(
-        verdict=verdict,
-        delta=delta,
-        p_value=p_value,
-        ci_low=ci_low,
-        ci_high=ci_high,
-        n_pairs=n,
-        text=text,
-        discordant=base_only + cell_only,
-        repetitions=repetitions,
-        base_failures=n - base_passes,
+        verdict, delta, p_value, low, high, base_passes, base_n, cell_passes, cell_n, canaries, reps, text
     )
 
 
 def compare_attempts(
     baseline: Sequence[Attempt], cell: Sequence[Attempt], label: str = "cell", against: str = "baseline"
 ) -> Comparison:
-    """`compare` on two attempt sets of one model, paired on the canaries both ran."""
-    pairs, reps = pair_runs(baseline, cell)
-    return compare(pairs, reps, label, against=against)
+    """`compare_counts` over the canaries both sides ran (infra errors excluded).
+
+    Several canaries pool only when each has the same number of runs on both sides; otherwise every
+    canary keeps its first min(n_a, n_b) runs (by repetition number, fixed before any ran), so a
+    canary run more often on one side cannot tip the pooled rate by its difficulty alone.
+    """
+    base_runs, cell_runs = runs_by_canary(baseline), runs_by_canary(cell)
+    shared = sorted(base_runs.keys() & cell_runs.keys())
+    balanced = len(shared) <= 1 or all(len(base_runs[c]) == len(cell_runs[c]) for c in shared)
+    base_kept = [base_runs[c] if balanced else base_runs[c][: len(cell_runs[c])] for c in shared]
+    cell_kept = [cell_runs[c] if balanced else cell_runs[c][: len(base_runs[c])] for c in shared]
+    reps = min((min(len(b), len(c)) for b, c in zip(base_kept, cell_kept, strict=True)), default=0)
+    note = "" if balanced else f", each canary cut to the runs both sides have (N>={reps})"
+    if len(shared) > 1:
+        note += f", pooled over {len(shared)} canaries"
+    return compare_counts(
+        (sum(map(sum, base_kept)), sum(map(len, base_kept))),
+        (sum(map(sum, cell_kept)), sum(map(len, cell_kept))),
+        canaries=len(shared),
+        repetitions=reps,
+        label=label,
+        against=against,
+        note=note,
+    )
 
 
-def min_discordant(alpha: float = ALPHA) -> int:
-    """The fewest discordant pairs, all one way, with which the exact McNemar test can reach alpha."""
-    m = 1
-    while mcnemar_exact(0, m) >= alpha:
-        m += 1
-    return m
+MAX_MORE_RUNS = 60  # per canary and side: beyond this, "more runs" is not a useful answer
 
 
-def _bootstrap_delta(pairs: Sequence[tuple[bool, bool]]) -> tuple[float, float]:
-    n = len(pairs)
-    if n == 0:
-        return (0.0, 0.0)
-    diffs = [int(c) - int(b) for b, c in pairs]
-    rng = random.Random(BOOTSTRAP_SEED)
-    means = sorted(sum(rng.choices(diffs, k=n)) / n for _ in range(BOOTSTRAP_RESAMPLES))
-    lo = means[int(BOOTSTRAP_RESAMPLES * ALPHA / 2)]
-    hi = means[int(BOOTSTRAP_RESAMPLES * (1 - ALPHA / 2)) - 1]
-    return (lo, hi)
+def more_runs(comparison: Comparison, settled: Callable[[Comparison], bool]) -> int | None:
+    """The fewest extra runs per canary and side after which `settled` holds, if both sides kept
+    their observed pass rates; None when even MAX_MORE_RUNS would not do (the rates look alike)."""
+    base_rate = comparison.base_passes / comparison.base_n if comparison.base_n else 0.0
+    cell_rate = comparison.cell_passes / comparison.cell_n if comparison.cell_n else 0.0
+    canaries = max(comparison.canaries, 1)
+    for more in range(1, MAX_MORE_RUNS + 1):
+        base_n, cell_n = comparison.base_n + canaries * more, comparison.cell_n + canaries * more
+        projected = compare_counts(
+            (round(base_rate * base_n), base_n), (round(cell_rate * cell_n), cell_n), canaries=canaries
+        )
+        if settled(projected):
+            return more
+    return None
+
+
+Stratum = tuple[int, int, int, int]  # (passes now, runs now, passes before, runs before) of one canary
+
+
+def stratified_lower_tail(strata: Sequence[Stratum]) -> float:
+    """One-sided exact p that "now" passes less often than "before", stratified by canary.
+
+    The conditional exact test of Cochran-Mantel-Haenszel: given each canary's margins, its passes now
+    are hypergeometric under the null; the p-value is the lower tail of their sum (the convolution).
+    With one canary this is Fisher's exact test. Each canary keeps its own difficulty, so canaries run
+    more often in one run than the other cannot tip the result, and a history without spread (15/15)
+    is a finite sample, not a certainty.
+    """
+    dist = [1.0]  # dist[t]: probability that the passes now sum to t over the canaries so far
+    observed = 0
+    for now_passes, now_n, old_passes, old_n in strata:
+        total = now_passes + old_passes
+        whole = math.comb(now_n + old_n, total)
+        pmf = [
+            math.comb(now_n, k) * math.comb(old_n, total - k) / whole if k <= total else 0.0
+            for k in range(now_n + 1)
+        ]
+        dist = [
+            sum(dist[t - k] * pmf[k] for k in range(len(pmf)) if 0 <= t - k < len(dist))
+            for t in range(len(dist) + now_n)
+        ]
+        observed += now_passes
+    return min(1.0, sum(dist[: observed + 1]))
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-adjusted p-values: the family-wise error stays at alpha over all checks, with more power
+    than Bonferroni (the smallest p is multiplied by m, the next by m-1, kept monotone)."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted = [1.0] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted

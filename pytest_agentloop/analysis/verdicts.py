@@ -1,7 +1,7 @@
 """Attempts -> per-cell summaries, rollups and one decision per model.
 
-Every rate carries N and a Wilson interval; a cell beats the baseline only on a paired test; and
-infra errors are dropped from N, since they say nothing about the model.
+Every rate carries N and a Wilson interval; a cell beats the baseline only on an exact test whose
+interval agrees; and infra errors are dropped from N, since they say nothing about the model.
 """
 
 from __future__ import annotations
@@ -9,16 +9,18 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
 from pytest_agentloop.analysis.cost import Price, cost_rows
 from pytest_agentloop.analysis.diagnosis import BASELINE, ceiling_diagnoses, group
 from pytest_agentloop.analysis.stats import (
     BELOW_MINIMUM,
+    MAX_MORE_RUNS,
     MIN_REPETITIONS,
     Comparison,
     compare_attempts,
+    compare_counts,
     pass_hat_k,
     runs_by_canary,
     scored,
@@ -80,16 +82,6 @@ class Rollup:
 
     def describe(self) -> str:
         return f"{self.passes}/{self.n} ({self.pass_rate:.0%}, 95% CI {self.ci_low:.0%}-{self.ci_high:.0%})"
-
-
-@dataclass(frozen=True)
-class ModelDecision:
-    model: str
-    verdict: DecisionVerdict
-    tier: str | None
-    cell: str
-    text: str  # the one-line decision
-    cost_per_pass: float | None
 
 
 def below_minimum(attempts: Iterable[Attempt]) -> str | None:
@@ -198,59 +190,143 @@ def _rollup(model: str, cell: str, tier: str | None, runs: list[Attempt]) -> Rol
 
 
 def comparisons(attempts: Iterable[Attempt]) -> dict[str, Comparison]:
-    """Every non-baseline cell of one model against its baseline, paired on shared canaries."""
+    """Every non-baseline cell of one model against its baseline, on the canaries both ran."""
     cells = {cell: runs for (cell,), runs in group(attempts, "cell").items()}
     baseline = cells.pop(BASELINE, [])
     return {cell: compare_attempts(baseline, runs, cell) for cell, runs in cells.items() if baseline}
 
 
 def best_cell(attempts: Sequence[Attempt]) -> str:
-    """The cell that beat the baseline by the most on a paired test; the baseline when none did."""
-    better = [(c.delta, cell) for cell, c in comparisons(attempts).items() if c.verdict == "better"]
-    return max(better)[1] if better else BASELINE
+    """The cell that beat the baseline with the surest margin (the highest lower bound of the interval
+    of the difference), at the methodology's N; the baseline when none did."""
+    better = [
+        (c.ci_low, c.delta, cell)
+        for cell, c in comparisons(attempts).items()
+        if c.verdict == "better" and c.repetitions >= MIN_REPETITIONS
+    ]
+    return max(better)[2] if better else BASELINE
+
+
+def settings_text(attempts: Sequence[Attempt], cell: str) -> str:
+    """A cell's settings spelled out, as they differ from the baseline: "turns=12, temperature=0.2"."""
+    config = next((a.cell_config for a in attempts if a.cell == cell), {})
+    base = next((a.cell_config for a in attempts if a.cell == BASELINE), {})
+    changed = [f"{key}={_value(value)}" for key, value in sorted(config.items()) if value != base.get(key)]
+    if cell == BASELINE:
+        return "the baseline settings"
+    return ", ".join(changed) or f"{cell} (same settings as the baseline)"
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "+".join(map(str, value)) or "none"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class ModelDecision:
+    model: str
+    verdict: DecisionVerdict
+    tier: str | None
+    cell: str
+    settings: str  # the recommended cell's settings, spelled out
+    text: str  # the one-line decision
+    cost_per_pass: float | None
+    rollup: Rollup | None = None  # the recommended cell over every canary
+    rank: str = ""  # "1.", or "1=" for models tied on pass rate (no evidence of a difference)
 
 
 def decide(attempts: Iterable[Attempt], prices: Mapping[str, Price]) -> list[ModelDecision]:
-    """One decision per model, best first: deployable tiers, then models needing runs, then the rest."""
+    """One decision per model, ranked by pass rate of its recommended cell; models whose rates the
+    exact test cannot tell apart share a rank (stated as a tie) and are ordered by cost per pass."""
     attempts = list(attempts)
     costs = {row.model: row.cost_per_pass for row in cost_rows(attempts, prices)}
     decisions = [
         _decide(model, scored(own), costs.get(model)) for (model,), own in group(attempts, "model").items()
     ]
-    rank: dict[DecisionVerdict, int] = {"deploy": 0, "needs more runs": 1, "not suitable": 2}
-    return sorted(
-        decisions,
-        key=lambda d: (
-            rank[d.verdict],
-            -TIER_ORDER.index(d.tier) if d.tier in TIER_ORDER else 0,
-            math.inf if d.cost_per_pass is None else d.cost_per_pass,
-            d.model,
-        ),
-    )
+    by_rate = sorted(decisions, key=lambda d: (-(d.rollup.pass_rate if d.rollup else -1.0), d.model))
+    groups: list[list[ModelDecision]] = []
+    for decision in by_rate:
+        leader = groups[-1][0] if groups else None
+        if leader is not None and _tied(leader, decision):
+            groups[-1].append(decision)
+        else:
+            groups.append([decision])
+    ranked: list[ModelDecision] = []
+    for members in groups:
+        label = f"{len(ranked) + 1}" + ("=" if len(members) > 1 else ".")
+        rate = {d.model: d.rollup.pass_rate if d.rollup else -1.0 for d in members}
+        for decision in sorted(members, key=lambda d: (_cost_key(d.cost_per_pass), -rate[d.model], d.model)):
+            ranked.append(replace(decision, rank=label))
+    return ranked
+
+
+def _cost_key(cost: float | None) -> float:
+    return math.inf if cost is None else cost
+
+
+def _tied(leader: ModelDecision, other: ModelDecision) -> bool:
+    """No evidence of a difference between the two models' pass rates (Boschloo, unpaired)."""
+    if leader.rollup is None or other.rollup is None:
+        return leader.rollup is other.rollup
+    a, b = leader.rollup, other.rollup
+    return compare_counts((b.passes, b.n), (a.passes, a.n)).verdict == "no evidence of a difference"
 
 
 def _decide(model: str, counted: list[Attempt], cost_per_pass: float | None) -> ModelDecision:
     cell = best_cell(counted) if counted else BASELINE
     runs = [a for a in counted if a.cell == cell]
+    rollup = next(iter(cell_rollups(runs)), None)
     tiers = {r.tier: r for r in tier_rollups(runs) if r.tier in TIER_ORDER}
     ordered = [tiers[t] for t in TIER_ORDER if t in tiers]
     reps = min((len(r) for r in runs_by_canary(runs).values()), default=0)
+    settings = settings_text(counted, cell)
 
     def made(verdict: DecisionVerdict, tier: str | None, text: str) -> ModelDecision:
-        return ModelDecision(model, verdict, tier, cell, f"{model}: {text}", cost_per_pass)
+        return ModelDecision(model, verdict, tier, cell, settings, f"{model}: {text}", cost_per_pass, rollup)
 
     if not ordered:
         return made("needs more runs", None, "needs more runs: no scored attempt on a lite/medium/heavy tier")
     if reps < MIN_REPETITIONS:
-        return made("needs more runs", None, f"needs more runs: {BELOW_MINIMUM} (N={reps} with {cell})")
-    placed = [r for r in ordered if r.pass_rate >= DEPLOY_BAR]
+        return made(
+            "needs more runs",
+            None,
+            f"needs {MIN_REPETITIONS - reps} more runs per canary: {BELOW_MINIMUM} "
+            f"(N={reps} with {settings})",
+        )
+    placed: list[Rollup] = []
+    for rollup_tier in ordered:  # a tier counts only when every tier below it also reached the bar
+        if rollup_tier.pass_rate < DEPLOY_BAR:
+            break
+        placed.append(rollup_tier)
+    blocking = ordered[len(placed)] if len(placed) < len(ordered) else None
     if placed:
         top = placed[-1]
-        return made("deploy", top.tier, f"deploy for tier {top.tier} with config {cell}: {top.describe()}")
-    open_question = [r for r in ordered if r.ci_high >= DEPLOY_BAR]
-    if open_question:
-        r = open_question[0]
-        text = f"needs more runs: {r.tier} {r.describe()} could still reach {DEPLOY_BAR:.0%}"
-        return made("needs more runs", None, text)
-    best = max(ordered, key=lambda r: r.pass_rate)
-    return made("not suitable", None, f"not suitable: best is {best.tier} {best.describe()} with {cell}")
+        text = f"deploy for tier {top.tier} with {settings}: {top.describe()}"
+        if blocking is not None:
+            text += f"; {blocking.tier} {blocking.describe()}: {_tier_status(blocking)}"
+        return made("deploy", top.tier, text)
+    assert blocking is not None
+    if blocking.ci_high >= DEPLOY_BAR:
+        status = _tier_status(blocking)
+        return made("needs more runs", None, f"{status}: {blocking.tier} {blocking.describe()}")
+    return made(
+        "not suitable",
+        None,
+        f"not suitable: {blocking.tier} {blocking.describe()} with {settings} is below {DEPLOY_BAR:.0%} "
+        "even at the top of its interval",
+    )
+
+
+def _tier_status(rollup: Rollup) -> str:
+    """What a tier short of the bar still needs: more runs (how many), or nothing more to learn."""
+    if rollup.ci_high < DEPLOY_BAR:
+        return f"below {DEPLOY_BAR:.0%} even at the top of its interval"
+    per_canary = max(rollup.canaries, 1)
+    rate = rollup.pass_rate
+    for more in range(1, MAX_MORE_RUNS + 1):
+        n = rollup.n + per_canary * more
+        low, high = wilson(round(rate * n), n)
+        if high < DEPLOY_BAR or low >= DEPLOY_BAR:
+            return f"needs about {more} more runs per canary to settle {DEPLOY_BAR:.0%}"
+    return f"needs more than {MAX_MORE_RUNS} more runs per canary: its rate is near {DEPLOY_BAR:.0%}"

@@ -11,7 +11,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pytest_agentloop.backends.base import ChatRequest, ChatResponse, InfraError, ModelSpec, RawToolCall
+from pytest_agentloop.backends.base import (
+    BackendError,
+    ChatRequest,
+    ChatResponse,
+    InfraError,
+    ModelSpec,
+    RawToolCall,
+)
 from pytest_agentloop.backends.lifecycle import LoadedModel, ModelMetadata
 from pytest_agentloop.backends.openai import OpenAIBackend, Wire, root_url, wait_until
 from pytest_agentloop.records import Usage
@@ -156,6 +163,7 @@ class OllamaHost(Wire):
     """The lifecycle side of an Ollama server (lifecycle.ManagedHost)."""
 
     reserved_fraction: float | None = None
+    exact_context = True  # each chat names its num_ctx; another one reloads the model (server/sched.go)
 
     def __init__(self, base_url: str = DEFAULT_URL, *, unload_timeout_s: float = 60.0, poll_s: float = 0.5):
         super().__init__(root_url(base_url))
@@ -211,9 +219,16 @@ class OllamaHost(Wire):
         )
 
     def load(self, model: str, context: int) -> None:
-        """An empty /api/generate loads the model with that context and keeps it until unloaded."""
+        """An empty /api/generate loads the model with that context and keeps it until unloaded; /api/ps
+        must then show that context, since every chat sends it and a mismatch would reload the model."""
         body = {"model": model, "keep_alive": -1, "options": {"num_ctx": context}}
         self.call("POST", "/api/generate", LOAD_TIMEOUT_S, json=body)
+        loaded = next((m for m in self.loaded_models() if m.name in (model, ollama_name(model))), None)
+        if loaded is not None and loaded.context and loaded.context != context:
+            raise BackendError(
+                f"ollama at {self.base_url} loaded {model} at context {loaded.context}, not the {context} "
+                f"asked (the model's limit or OLLAMA_CONTEXT_LENGTH): set [guard] context = {loaded.context}"
+            )
 
     def unload(self, model: str) -> None:
         """`keep_alive: 0`, then wait until /api/ps no longer lists it (bounded: a hang is reported)."""

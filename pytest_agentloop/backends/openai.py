@@ -243,17 +243,14 @@ class OpenAIBackend(Wire):
 
     def check(self) -> None:
         """Fail fast, once per model, on what the user must fix: no server, a refused key, no such model."""
-        url = f"{self.base_url}{self.models_path}"
-        try:
-            response = self._client.get(url, timeout=CHECK_TIMEOUT_S)
-        except httpx.TransportError as exc:
+        try:  # retried like a chat: one dropped connection at start must not end the run
+            response = self.send("GET", self.models_path, CHECK_TIMEOUT_S)
+        except InfraError as exc:
+            failure = str(exc).partition(f"{self.models_path}: ")[2] or str(exc)
             raise BackendError(
-                f"cannot reach {self.base_url} ({describe_transport_error(exc)}): "
-                "is the server running? pass --agent-host URL"
+                f"cannot reach {self.base_url} ({failure}): is the server running? pass --agent-host URL"
             ) from None
         self.raise_for_client_error(response, listing=True)
-        if response.status_code >= 500:
-            raise BackendError(f"GET {url}: {response.status_code}: {excerpt(response.text)}")
         self._models = self.model_entries(self.json_of(response))
         ids = [str(m.get("id")) for m in self._models]
         if self.lists_model_names and ids and not self.has_model(ids):

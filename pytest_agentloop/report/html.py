@@ -187,7 +187,12 @@ def _turn_html(turn: Turn) -> str:
         result = results.get(call.id)
         if result is not None:
             flags = ", ".join(
-                f for f, on in (("error", not result.ok), ("redundant", result.redundant)) if on
+                f
+                for f, on in (
+                    ("tool error: the call did not do what was asked", not result.ok),
+                    ("redundant", result.redundant),
+                )
+                if on
             )
             parts.append(f'<p class="note">result{f" ({flags})" if flags else ""}:</p>')
             parts.append(_truncated(result.output))
@@ -201,13 +206,21 @@ def _turn_html(turn: Turn) -> str:
 
 
 def transcript_html(attempt: Attempt, transcript: Transcript) -> str:
-    """Spec, every turn's calls with arguments and (truncated) results, errors fed back, diff, checks."""
+    """System prompt, spec, every turn's calls with arguments and (truncated) results, errors fed back,
+    diff, checks."""
     outcome = attempt.outcome.value + (f" ({attempt.limit.value})" if attempt.limit else "")
+    system = (
+        f"<details><summary>System prompt ({len(transcript.system_prompt)} characters)</summary>"
+        f"{_pre(transcript.system_prompt)}</details>"
+        if transcript.system_prompt
+        else '<p class="note">No system prompt: this agent talks to no model.</p>'
+    )
     parts = [
         '<div class="agentloop-transcript">',
         f"<p><b>{escape(outcome)}</b>: {escape(attempt.reason)}</p>",
+        system,
         "<h4>Spec</h4>",
-        _pre(transcript.spec),
+        _pre(transcript.spec or "(none recorded)"),
         *(_turn_html(turn) for turn in transcript.turns),
         "<h4>Final diff</h4>",
         _pre(transcript.final_diff or "(no change)"),

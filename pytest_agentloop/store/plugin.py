@@ -80,7 +80,9 @@ class StoreRecorder:
         model = item.model.spec.raw
         digest = model_digest(model, info)
         previous = self.store.last_probe(model, PROBE_HASH, exclude_run=self.run_id)
-        answer, note = run_probe(runner_of(self.config).backend(item.model), model, digest, previous)
+        runner = runner_of(self.config)
+        runner.hold(item.model)  # inside the lease: a probe outside it would load the model unguarded
+        answer, note = run_probe(runner.backend(item.model), model, digest, previous)
         if answer is not None:
             self.store.add_probe(self.run_id, model, digest, PROBE_HASH, answer)
         return note

@@ -144,6 +144,12 @@ def _flaky(server: ScriptedServer, body: dict[str, Any]) -> Reply:
     return _solve(server, body)
 
 
+@behaviour("down")
+def _down(server: ScriptedServer, body: dict[str, Any]) -> Reply:
+    """Every chat request fails with a 500: a runtime up but broken (an infra error, never the model's)."""
+    return {"status": 500}
+
+
 class ScriptedServer:
     """`with ScriptedServer("solve", edits=[...]) as server:` then point a backend at `server.url`."""
 
