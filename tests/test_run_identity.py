@@ -6,6 +6,7 @@ The store cases run on SQLite and, with AGENTLOOP_TEST_POSTGRES set, on a real P
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from collections import Counter
@@ -13,6 +14,9 @@ from collections import Counter
 import pytest
 
 from pytest_agentloop.store import open_store
+
+with contextlib.suppress(ImportError):  # now, before pytester snapshots sys.modules: psycopg's C part
+    import psycopg  # noqa: F401  keeps its first error classes; a re-import would raise uncatchable ones
 from tests._runs import IGNORE, run, tiny_suite
 from tests.test_store import store_url  # noqa: F401  (the sqlite / postgresql fixture)
 
