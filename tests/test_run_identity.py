@@ -7,9 +7,14 @@ The store cases run on SQLite and, with AGENTLOOP_TEST_POSTGRES set, on a real P
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import re
+import shutil
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -127,3 +132,57 @@ def test_resume_of_an_unknown_run_is_one_line(pytester: pytest.Pytester) -> None
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: agentloop: --agent-resume: * holds no run 'nope'*"])
+
+
+def test_the_github_actions_shard_example_runs_as_written(pytester: pytest.Pytester) -> None:
+    """examples/github-actions-shards.yml: its shard and report commands, run here through bash with the
+    model swapped for `reference` and the secret store for a SQLite file; every shard at once."""
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "examples" / "github-actions-shards.yml").read_text(encoding="utf-8")
+    shutil.copytree(root / "canaries", pytester.path / "canaries")
+    selects = json.loads(re.search(r"select: (\[.*\])", text).group(1))  # type: ignore[union-attr]
+    shard_command = _folded_run(text, "Run this shard of the run")
+    shard_command = re.sub(r"--agent-model=\S+ --agent-host=\S+", "--agent-model=reference", shard_command)
+    shard_command = shard_command.replace("--repeat=3", "--repeat=1").replace("-n 2", "-p no:cacheprovider")
+    env = {**os.environ, "RUN_ID": "gh-1-1", "AGENTLOOP_STORE_URL": f"sqlite:///{pytester.path / 's.db'}"}
+    shards = []
+    for index, select in enumerate(selects):
+        folder = pytester.path / f"job{index}"  # each job has its own checkout and results.json
+        folder.mkdir()
+        (folder / "canaries").symlink_to(pytester.path / "canaries")
+        command = shard_command.replace("${{ matrix.select }}", select)
+        shards.append(
+            subprocess.Popen(["bash", "-c", command], cwd=folder, env=env, stdout=subprocess.PIPE, text=True)
+        )
+    for process in shards:
+        out, _ = process.communicate(timeout=900)
+        assert process.returncode == 0, out
+    report = _folded_run(text, "The whole run, every shard, each attempt once", folded=False)
+    done = subprocess.run(
+        ["bash", "-c", report], cwd=pytester.path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    store = open_store(env["AGENTLOOP_STORE_URL"])
+    try:
+        stored = store.attempts("gh-1-1")
+    finally:
+        store.close()
+    canaries = {path.parent.name for path in (root / "canaries").glob("*/*/canary.toml")}
+    assert Counter(a.canary for a in stored) == dict.fromkeys(
+        canaries, 1
+    )  # every canary once, no shard twice
+    assert (pytester.path / "run.html").is_file() and list((pytester.path / "cards").glob("*.md"))
+
+
+def _folded_run(text: str, step: str, *, folded: bool = True) -> str:
+    """The `run:` of the step named `step`: a folded block (`run: >`) joined as YAML would, or one line."""
+    after = text[text.index(f"name: {step}") :]
+    if not folded:
+        return re.search(r"run: (.+)", after).group(1)  # type: ignore[union-attr]
+    block = after[after.index("run: >") + len("run: >") :].splitlines()[1:]
+    lines = []
+    for line in block:
+        if not line.startswith(" " * 10):
+            break
+        lines.append(line.strip())
+    return " ".join(lines)
