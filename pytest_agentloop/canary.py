@@ -17,10 +17,11 @@ import hashlib
 import tomllib
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
-from typing import Literal
+from pathlib import Path, PurePosixPath
+from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from packaging.requirements import InvalidRequirement, Requirement
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 Tier = Literal["smoke", "lite", "medium", "heavy", "trap"]
 
@@ -50,6 +51,11 @@ class Checks(_Strict):
     timeout: float = Field(60.0, gt=0, le=1800)  # seconds the hidden checks may run in the sandbox
     # Files the agent must not change (e.g. the visible tests); editing one fails the attempt.
     protected: tuple[str, ...] = ()
+    # A skipped hidden check proved nothing: "fail" counts it as failed, "exclude" leaves it out of
+    # both counts (for checks that skip on purpose, e.g. on another platform).
+    skipped: Literal["fail", "exclude"] = "fail"
+    # An xfailed check (marked xfail, and it failed): "fail" counts it as failed, "pass" as passed.
+    xfailed: Literal["fail", "pass"] = "fail"
 
 
 class SandboxNeeds(_Strict):
@@ -70,11 +76,24 @@ class CanarySpec(_Strict):
     title: str = Field(min_length=1)  # one line for reports
     spec: str = Field(min_length=1)  # the task exactly as the model reads it
     test_command: str = "python -m pytest -q"  # what the agent's run_tests tool runs in the workspace
+    # Python distributions the repo or its hidden checks import beyond the standard library and
+    # pytest, as requirements (e.g. "pyyaml>=6"); checked in the sandbox before every attempt.
+    requires: tuple[str, ...] = ()
     budget: Budget = Budget()
     expect: Expect = Expect()
     checks: Checks = Checks()
     sandbox: SandboxNeeds = SandboxNeeds()
     reference: Reference = Reference()
+
+    @field_validator("requires")
+    @classmethod
+    def _requirements(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for text in value:
+            try:
+                Requirement(text)
+            except InvalidRequirement as exc:
+                raise ValueError(f"{text!r} is not a requirement like 'pyyaml>=6' ({exc})") from None
+        return value
 
 
 @dataclass(frozen=True)
@@ -113,6 +132,28 @@ class Canary:
             digest.update(b"\0")
         return digest.hexdigest()[:16]
 
+    @cached_property
+    def hidden_files(self) -> dict[str, bytes]:
+        """The hidden checks as read at load time: grading writes these, never the folder's later state.
+
+        An attempt that reached the canary folder (it never should) still cannot change what later
+        attempts are graded with in this process.
+        """
+        return {
+            path.relative_to(self.hidden_dir).as_posix(): path.read_bytes()
+            for path in sorted(self.hidden_dir.rglob("*"))
+            if path.is_file() and _is_content(path)
+        }
+
+    @property
+    def hidden_tests(self) -> list[str]:
+        """The hidden test files (relative to hidden/), each collected and counted on its own."""
+        return [
+            name
+            for name in self.hidden_files
+            if PurePosixPath(name).name.startswith("test_") and name.endswith(".py")
+        ]
+
 
 def _is_content(path: Path) -> bool:
     return not any(part in {"__pycache__", ".pytest_cache"} for part in path.parts)
@@ -139,9 +180,42 @@ def load_canary(toml_path: Path) -> Canary:
             raise CanaryError(
                 f"{toml_path}: missing folder '{folder.name}/' ({why}); create it beside canary.toml."
             )
-    if not any(canary.hidden_dir.rglob("test_*.py")):
+    if not canary.hidden_tests:
         raise CanaryError(f"{toml_path}: 'hidden/' holds no test_*.py file; add the acceptance checks there.")
+    problem = next(iter(layout_problems(canary, strict=False)), None)
+    if problem is not None:
+        raise CanaryError(f"{toml_path}: {problem}")
     return canary
+
+
+def layout_problems(canary: Canary, *, strict: bool = True) -> list[str]:
+    """The layout rules a canary breaks, one line each (field, what is wrong, the fix).
+
+    Collection applies them with `strict=False`: the folder names are only checked where the canary
+    sits in a tier folder (`<tier>/<id>/`, the built-in suite's layout), so a single canary kept
+    anywhere still loads. `agentloop validate` applies them all.
+    """
+    problems = []
+    in_tier_folder = canary.root.parent.name in get_args(Tier)
+    if (strict or in_tier_folder) and canary.root.parent.name != canary.tier:
+        problems.append(
+            f"field 'tier': {canary.tier!r} but the canary sits in folder "
+            f"'{canary.root.parent.name}/'; move it to '{canary.tier}/' or fix the tier."
+        )
+    if (strict or in_tier_folder) and canary.root.name != canary.id:
+        problems.append(
+            f"field 'id': {canary.id!r} but the folder is named '{canary.root.name}/'; "
+            "rename one so they match."
+        )
+    for path in canary.spec.checks.protected:
+        if not (canary.repo_dir / path).is_file():
+            problems.append(
+                f"field 'checks.protected': {path!r} is not a file in repo/, so it protects nothing; "
+                "fix the path."
+            )
+    if strict and canary.spec.expect.outcome == "pass" and not canary.solution_dir.is_dir():
+        problems.append("folder 'solution/' is missing; a doable canary needs its reference solution.")
+    return problems
 
 
 def _describe(exc: ValidationError) -> str:

@@ -6,6 +6,7 @@
     agentloop compare SOURCE --models M1 M2                            two models of one run
     agentloop history MODEL --store URL                                a model's pass rate over time
     agentloop fit MODEL ...                                            will it fit in memory?
+    agentloop validate canaries/                                       are these canaries sound?
 
 SOURCE is a results file (--agent-json) or a store URL (sqlite:///..., postgresql://...); a store
 URL may end in `#RUN_ID` (or `report --run ID`) to pick a run (default: the latest): every CI shard
@@ -24,7 +25,9 @@ from typing import Any
 
 from pytest_agentloop.analysis.stats import compare_attempts, wilson
 from pytest_agentloop.analysis.verdicts import summarize
+from pytest_agentloop.isolation import ENGINES
 from pytest_agentloop.records import Attempt
+from pytest_agentloop.report.stack import stack_differences
 
 
 class CliError(Exception):
@@ -45,9 +48,15 @@ def _is_store(source: str) -> bool:
     return source.startswith(("sqlite:///", "postgresql://", "postgres://"))
 
 
-def load(source: str, run: str | None = None) -> tuple[str, list[Attempt]]:
-    """(label, attempts) of one run, from a results file (compacted from its journal first when a killed
-    run left it behind) or `STORE_URL[#RUN_ID]` (`run` when given, else the latest)."""
+def load(source: str) -> tuple[str, list[Attempt]]:
+    """(label, attempts) of one run, from a results file or `STORE_URL[#RUN_ID]`."""
+    label, _, attempts = load_run(source)
+    return label, attempts
+
+
+def load_run(source: str, run: str | None = None) -> tuple[str, dict[str, Any], list[Attempt]]:
+    """(label, run section, attempts) of one run, from a results file (compacted from its journal first
+    when a killed run left it behind) or `STORE_URL[#RUN_ID]` (`run` when given, else the latest)."""
     if _is_store(source):
         from pytest_agentloop.store import StoreError, open_store
 
@@ -64,7 +73,7 @@ def load(source: str, run: str | None = None) -> tuple[str, list[Attempt]]:
             run_id = run_id or runs[-1]["run_id"]
             if run_id not in {r["run_id"] for r in runs}:
                 raise CliError(f"{url}: no run {run_id!r}; `agentloop history` lists the runs")
-            return f"run {run_id}", store.attempts(run_id)
+            return f"run {run_id}", store.run_info(run_id), store.attempts(run_id)
         finally:
             store.close()
     from pytest_agentloop.results import compact_journal, journal_beside, load_results
@@ -77,22 +86,23 @@ def load(source: str, run: str | None = None) -> tuple[str, list[Attempt]]:
         info, attempts = load_results(path, transcripts=True)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    return f"{source} ({info.get('started', '?')})", attempts
+    return f"{source} ({info.get('started', '?')})", info, attempts
 
 
-def merged(sources: Sequence[str], run: str | None = None) -> tuple[str, list[Attempt]]:
+def merged(sources: Sequence[str], run: str | None = None) -> tuple[str, list[Attempt], dict[str, str]]:
     """Several sources as one run: an attempt found twice (a resumed run's file and its store, a CI
     shard's file and the shared store's run) counts once.
 
     Two different attempts with one identity are two runs of the same thing, not parts of one run:
-    pooled, they would count twice and break the pairing by repetition, so they are refused.
+    pooled, they would count twice and break the pairing by repetition, so they are refused. The
+    third value is the machine the (first) run recorded, for the cards' "where it ran".
     """
     from pytest_agentloop.results import attempt_identity
 
-    loaded = [load(source, run) for source in sources]
+    loaded = [load_run(source, run) for source in sources]
     seen: dict[tuple[Any, ...], tuple[str, Attempt]] = {}
     attempts = []
-    for label, part in loaded:
+    for label, _, part in loaded:
         for attempt in part:
             key = attempt_identity(attempt)
             if key not in seen:
@@ -103,23 +113,23 @@ def merged(sources: Sequence[str], run: str | None = None) -> tuple[str, list[At
                     f"{seen[key][0]} and {label} both hold {' · '.join(map(str, key))}: they are two runs, "
                     "not parts of one; put them side by side with `agentloop compare A B`"
                 )
-    return " + ".join(label for label, _ in loaded), attempts
+    machine: dict[str, str] = next((run["machine"] for _, run, _ in loaded if run.get("machine")), {})
+    return " + ".join(label for label, _, _ in loaded), attempts, machine
 
 
 def cmd_view(args: argparse.Namespace) -> int:
     from pytest_agentloop.report.view import write_view
 
-    label, attempts = merged(args.sources)
+    label, attempts, machine = merged(args.sources)
     store_url = args.store or next((s.partition("#")[0] for s in args.sources if _is_store(s)), None)
-    runs = stored_runs(store_url) if store_url else []
-    path = write_view(args.output, attempts, _prices(args.config, attempts), label, runs)
+    runs = _stored_runs(store_url) if store_url else []
+    path = write_view(args.output, attempts, _prices(args.config, attempts), label, runs, machine)
     print(f"view: {path} ({path.stat().st_size / 1e6:.1f} MB; open it in a browser, no server needed)")
     return 0
 
 
-def stored_runs(url: str) -> list[Any]:
-    """Every run of the store with its attempts, oldest first: the view's history and side-by-side."""
-    from pytest_agentloop.report.view import StoredRun
+def _stored_runs(url: str) -> list[Any]:
+    from pytest_agentloop.report.view import stored_runs
     from pytest_agentloop.store import StoreError, open_store
 
     try:
@@ -127,7 +137,7 @@ def stored_runs(url: str) -> list[Any]:
     except StoreError as exc:
         raise CliError(str(exc)) from None
     try:
-        return [StoredRun(r["run_id"], str(r["started"]), store.attempts(r["run_id"])) for r in store.runs()]
+        return stored_runs(store)
     finally:
         store.close()
 
@@ -136,7 +146,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from pytest_agentloop.report.decide import write_decide
     from pytest_agentloop.report.terminal import write_summary
 
-    label, attempts = merged(args.sources, args.run_id)
+    label, attempts, machine = merged(args.sources, args.run_id)
     prices = _prices(args.config, attempts)
     write_summary(_Out(), attempts, None)
     write_decide(_Out(), attempts, prices)
@@ -149,7 +159,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.cards:
         from pytest_agentloop.report.card import write_cards
 
-        for path in write_cards(args.cards, attempts, {}, prices):
+        for path in write_cards(args.cards, attempts, machine, prices):
             print(f"card: {path}")
     return 0
 
@@ -204,7 +214,7 @@ def compare_lines(
     lines.append(f"{'all':<{width}}  {_rate(a):<22}  {_rate(b)}")
     comparison = compare_attempts(a, b, "B", against="A")
     lines.append(f"B vs A (unpaired, on the canaries both ran): {comparison.text}")
-    return lines
+    return lines + stack_differences(a, b)
 
 
 def per_model(
@@ -304,6 +314,13 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    from pytest_agentloop.sandbox import SandboxLimits
+    from pytest_agentloop.validate import validate_paths
+
+    return validate_paths(args.paths, SandboxLimits(engine=args.engine), print)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agentloop", description="Look at agentloop results after the run.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -359,6 +376,14 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("model", help="model spec as run, e.g. ollama:qwen3:30b")
     history.add_argument("--store", default="sqlite:///.agentloop/results.db", help="store URL")
     history.set_defaults(run=cmd_history)
+    validate = commands.add_parser(
+        "validate", help="check canaries: reference passes, null and the untouched push fail, layout rules"
+    )
+    validate.add_argument("paths", nargs="+", type=Path, help="canary folders, or folders holding canaries")
+    validate.add_argument(
+        "--engine", choices=ENGINES, default="bwrap", help="sandbox engine for the runs (default: bwrap)"
+    )
+    validate.set_defaults(run=cmd_validate)
     fit = commands.add_parser(
         "fit", help="will a GGUF model fit in memory? (agentloop fit --help)", add_help=False
     )

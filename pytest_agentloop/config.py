@@ -51,6 +51,9 @@ class GuardConfig(BaseModel):
     margin: float = Field(0.10, ge=0, lt=1)  # "barely fits" within this fraction is refused
     parallel: int = Field(1, ge=1)  # slots the runtime serves at once (KV cache per slot)
     context: int = Field(8192, ge=512)  # context a model is leased with, unless its backend sets one
+    # Model specs that share one host in production (e.g. a coder and a small helper): each is loaded
+    # with the others, their combined fit is checked, and every one's canaries run with all serving.
+    co_resident: list[str] = Field(default_factory=list)
 
 
 class HostTable(BaseModel):
@@ -91,13 +94,18 @@ class Settings(BaseModel):
     smoke: bool = True  # the smoke gate before each model's matrix (--agent-no-smoke turns it off)
     # [backends.NAME] tables: options for that runtime's backend and host (e.g. ollama keep_alive).
     backends: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    # Sections owned by later stages (tuning matrix, prices, gates, store); validated where used.
+    # Sections owned by later stages (tuning matrix, prices); validated where used.
     matrix: dict[str, Any] = Field(default_factory=dict)
     prices: dict[str, Any] = Field(default_factory=dict)  # [prices."SPEC"] or [prices.local]: see Price
     # Tuning's second step (tuning.py) and the finding cards: paths, all also on the command line.
     combine: Path | None = None  # results file whose per-factor winners run together as `combined`
     diagnose: Path | None = None  # results file whose over-budget canaries get turns=x2 / tokens=x2 probes
     cards: Path | None = None  # directory for one Markdown finding card per model
+    # The results history and CI gates (store/, gates.py): also on the command line, which wins.
+    store: str | None = None  # results history URL: sqlite:///PATH or postgresql://... (none: no history)
+    gates: list[str] = Field(default_factory=list)  # CI gates, e.g. "lite:pass_rate>=0.9"; unmet ones fail
+    resume: bool = False  # continue an interrupted run (run_id's, else the one with these settings)
+    run_id: str | None = None  # the run this session joins (CI shards share one); none: a new run
     # [agents.NAME] tables for `external:NAME` specs; validated in agent/external.py.
     agents: dict[str, Any] = Field(default_factory=dict)
 

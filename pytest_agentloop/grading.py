@@ -1,50 +1,68 @@
 """Acceptance checks and the one Outcome of an attempt.
 
-The hidden checks run against a clean clone of `origin main`, never the agent's work tree: work
-that was not pushed did not happen. They run sandboxed (the code under test is model-written), and
-are counted test by test from JUnit XML so heavy canaries get partial credit. The outcome rules
-are DESIGN.md's, applied in a fixed order so every attempt gets exactly one outcome.
+The hidden checks run against a clean export of `origin main` (grading_export.py), never the
+agent's work tree: work that was not pushed did not happen. They run sandboxed, read through a
+channel pushed code cannot rewrite, and checked for tampering (grading_channel.py). Partial credit
+is measured against the starting repo: the checks are run once on the untouched baseline per
+canary (cached by the canary's hash), and a check the baseline already passes is reported apart
+(`checks_baseline`), never counted as the model's work. The outcome rules are DESIGN.md's, applied
+in a fixed order so every attempt gets exactly one outcome.
 """
 
 from __future__ import annotations
 
-import shutil
-import sys
 import tempfile
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field, replace
+from functools import cache
+from importlib import metadata
 from pathlib import Path, PurePosixPath
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from pytest_agentloop.agent.base import Episode
 from pytest_agentloop.canary import Canary
-from pytest_agentloop.records import Limit, Outcome
-from pytest_agentloop.sandbox import SandboxLimits, SandboxResult, SandboxUnavailable, run_sandboxed
-from pytest_agentloop.workspace import GitError, Workspace
+from pytest_agentloop.grading_channel import HIDDEN_DIR, Tally, run_hidden
+from pytest_agentloop.grading_export import ExportError, UnsafeTree, export_commit, tree_entries
+from pytest_agentloop.records import Limit, Outcome, Transcript
+from pytest_agentloop.sandbox import SandboxLimits, SandboxUnavailable, interpreter, run_sandboxed
+from pytest_agentloop.workspace import BRANCH, GitError, Workspace
 
-HIDDEN_DIR = ".agentloop_hidden"
+__all__ = ["HIDDEN_DIR", "CheckRun", "Grade", "grade", "run_checks"]
 _LIMIT_NAMES = {Limit.TURNS: "turn", Limit.TOKENS: "token", Limit.TIME: "time"}
+_REQUIRES_TIMEOUT_S = 60.0
 
 
 @dataclass
 class CheckRun:
-    """What the hidden checks said about the pushed tree."""
+    """What the hidden checks said about a tree, measured against the starting repo."""
 
-    passed: int
-    total: int | None  # None: the checks did not complete (see `error`)
-    failed: list[str] = field(default_factory=list)  # names of failing checks
+    passed: int  # checks the starting repo fails that pass now: the model's work
+    total: int | None  # checks the starting repo fails (None: nothing was counted)
+    baseline: int | None = None  # checks the starting repo already passes, reported apart
+    failed: list[str] = field(default_factory=list)  # every check failing now (names)
     output: str = ""
-    error: str | None = None  # why there is no count: timeout, crash, nothing collected
+    error: str | None = None  # why the run did not complete (the counts are still the baseline's)
+    tampered: str | None = None  # how the test runner was tampered with
+    undeclared: list[str] = field(default_factory=list)  # installed packages imported, not in `requires`
+
+    @property
+    def checks(self) -> int:
+        return (self.total or 0) + (self.baseline or 0)
 
     @property
     def all_passed(self) -> bool:
-        return self.error is None and bool(self.total) and self.passed == self.total
+        return self.error is None and self.tampered is None and not self.failed and self.checks > 0
 
     @property
     def summary(self) -> str:
-        """'3/5 hidden checks pass', or why there is no count."""
+        """'3/5 hidden checks pass', or why the run did not complete."""
+        if self.tampered is not None:
+            return f"tampered: {self.tampered}"
         if self.error is not None:
             return f"hidden checks did not complete: {self.error}"
-        return f"{self.passed}/{self.total} hidden checks pass"
+        already = f" ({self.baseline} more already passed on the starting repo)" if self.baseline else ""
+        return f"{self.passed}/{self.total} hidden checks pass{already}"
 
 
 @dataclass
@@ -57,67 +75,175 @@ class Grade:
     check_output: str
     pushed: bool
     diff: str
+    checks_baseline: int | None = None  # hidden checks the untouched starting repo already passes
+    undeclared: tuple[str, ...] = ()  # installed packages the checks imported, not in the canary's `requires`
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The hidden checks on the untouched starting repo: which pass, and how many each file holds."""
+
+    tally: Tally
+
+    def passes(self, check: str, canary: Canary) -> bool:
+        return _counted(self.tally.status.get(check, "missing"), canary) is True
+
+
+_BASELINES: dict[str, Baseline] = {}
+
+
+def baseline(canary: Canary, workspace: Workspace, limits: SandboxLimits) -> Baseline:
+    """The baseline's checks, run once per canary content (and process), from the workspace's baseline."""
+    cached = _BASELINES.get(canary.content_hash)
+    if cached is None:
+        cached = _BASELINES[canary.content_hash] = Baseline(
+            _run_export(canary, workspace, workspace.baseline, limits)
+        )
+    return cached
+
+
+def _run_export(canary: Canary, workspace: Workspace, commit: str, limits: SandboxLimits) -> Tally:
+    with tempfile.TemporaryDirectory(prefix="agentloop-checks-") as scratch:
+        tree = Path(scratch) / "tree"
+        export_commit(workspace.origin, commit, tree)
+        return run_hidden(canary, tree, limits)
 
 
 def run_checks(canary: Canary, workspace: Workspace, limits: SandboxLimits) -> CheckRun:
-    """Run the canary's hidden checks, sandboxed, against a fresh clone of origin main.
-
-    The pushed tree is the model's work, so nothing in it may steer the checks: `-P` keeps a pushed
-    `pytest.py` from shadowing pytest, an ini file outside the tree replaces any pushed pytest
-    config (and puts the tree on sys.path only once pytest is loaded), and `--confcutdir` stops a
-    pushed root `conftest.py` from being loaded at all.
-    """
-    with tempfile.TemporaryDirectory(prefix="agentloop-checks-") as scratch:
-        tree = workspace.checkout_pushed(Path(scratch) / "tree")
-        hidden = tree / HIDDEN_DIR
-        shutil.copytree(canary.hidden_dir, hidden, ignore=shutil.ignore_patterns("__pycache__"))
-        ini = Path(scratch) / "checks.ini"
-        ini.write_text(f"[pytest]\npythonpath = {tree}\n", encoding="utf-8")
-        junit = Path(scratch) / "checks.xml"
-        command = [
-            sys.executable,
-            "-P",
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-c",
-            str(ini),
-            f"--rootdir={tree}",
-            f"--confcutdir={hidden}",
-            f"--junitxml={junit}",
-            HIDDEN_DIR,
-        ]
-        timeout = replace(limits, timeout_s=canary.spec.checks.timeout)
-        result = run_sandboxed(command, tree, timeout, writable=(Path(scratch),))  # the ini, the junit XML
-        return _count(junit, result)
+    """Run the hidden checks, sandboxed, on a clean export of origin main, against the baseline."""
+    base = baseline(canary, workspace, limits)
+    head = workspace.pushed_head()
+    if head == workspace.baseline:
+        return credit(canary, base, base.tally)
+    run = _run_export(canary, workspace, head, limits)
+    if run.tampered is not None:  # its counts are not evidence of anything: credit the baseline's
+        return replace(credit(canary, base, base.tally), tampered=run.tampered, output=run.output)
+    return credit(canary, base, run)
 
 
-def _count(junit: Path, result: SandboxResult) -> CheckRun:
-    if result.timed_out:
-        return CheckRun(0, None, output=result.output, error=result.killed)
-    try:
-        cases = ET.parse(junit).getroot().iter("testcase")
-    except (OSError, ET.ParseError):
-        why = result.killed or f"pytest exited with status {result.exit_code} and wrote no report"
-        return CheckRun(0, None, output=result.output, error=why)
-    passed, failed = 0, []
-    for case in cases:
-        if any(child.tag in ("failure", "error", "skipped") for child in case):
-            failed.append(case.get("name", "?"))
-        else:
-            passed += 1
-    total = passed + len(failed)
-    if total == 0:
-        return CheckRun(0, None, output=result.output, error="no hidden check was collected")
-    return CheckRun(passed, total, failed, result.output)
+def _counted(status: str, canary: Canary) -> bool | None:
+    """Passed, failed, or None (left out of both counts), under the canary's skip/xfail policy."""
+    if status == "skipped":
+        return None if canary.spec.checks.skipped == "exclude" else False
+    if status == "xfailed":
+        return canary.spec.checks.xfailed == "pass"
+    return status == "passed"
+
+
+def credit(canary: Canary, base: Baseline, run: Tally) -> CheckRun:
+    """Check by check against the baseline; a file that failed to collect fails all its baseline checks."""
+    now: dict[str, bool | None] = {}
+    for name in dict.fromkeys([*base.tally.files, *run.files]):
+        if name in run.collect_errors:
+            ids = base.tally.files.get(name) or [f"{HIDDEN_DIR}/{name}::(collection)"]
+            now.update(dict.fromkeys(ids, False))
+            continue
+        for check in [*base.tally.files.get(name, []), *run.files.get(name, [])]:
+            now[check] = _counted(run.status.get(check, "missing"), canary)
+    counted = {check: ok for check, ok in now.items() if ok is not None}
+    already = {check for check in counted if base.passes(check, canary)}
+    gained = [check for check, ok in counted.items() if ok and check not in already]
+    declared = _with_dependencies(canary.spec.requires)
+    undeclared = _roots([d for d in run.imports if canonicalize_name(d) not in declared])
+    note = "\nnote: imported from the environment, not declared in canary.toml `requires`: "
+    note += ", ".join(undeclared)
+    return CheckRun(
+        passed=len(gained),
+        total=len(counted) - len(already),
+        baseline=len(already),
+        failed=[_short(check) for check, ok in counted.items() if not ok],
+        output=run.output + (note if undeclared else ""),
+        error=run.error,
+        tampered=run.tampered,
+        undeclared=undeclared,
+    )
+
+
+def _roots(distributions: list[str]) -> list[str]:
+    """The distributions no other one in the list depends on: what the code imported by name."""
+    pulled_in = {
+        dependency for d in distributions for dependency in _with_dependencies((d,)) - {canonicalize_name(d)}
+    }
+    return [d for d in distributions if canonicalize_name(d) not in pulled_in]
+
+
+@cache
+def _with_dependencies(requires: tuple[str, ...]) -> frozenset[str]:
+    """The declared distributions and everything they depend on (what importing them may load)."""
+    seen: set[str] = set()
+    todo = [Requirement(text) for text in requires]
+    while todo and len(seen) < 1000:
+        requirement = todo.pop()
+        name = canonicalize_name(requirement.name)
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            needs = metadata.requires(requirement.name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        for text in needs:
+            dependency = Requirement(text)
+            if dependency.marker is None or dependency.marker.evaluate({"extra": ""}):
+                todo.append(dependency)
+    return frozenset(seen)
+
+
+def _short(check: str) -> str:
+    path, _, name = check.partition("::")
+    return name if name and name != "(collection)" else f"{PurePosixPath(path).name} (did not collect)"
 
 
 def protected_edit(canary: Canary, workspace: Workspace) -> str | None:
     """The first protected file that differs between the baseline and origin main, if any."""
     protected = {PurePosixPath(path).as_posix() for path in canary.spec.checks.protected}
     return next((path for path in workspace.changed_files() if path in protected), None)
+
+
+def reserved_name(workspace: Workspace) -> str | None:
+    """A pushed path that collides with the grader's own folder, if any."""
+    listed = (entry.path for entry in tree_entries(workspace.origin, f"refs/heads/{BRANCH}"))
+    return next((p for p in listed if PurePosixPath(p).parts[0] == HIDDEN_DIR), None)
+
+
+@cache
+def _missing(requires: tuple[str, ...], limits: SandboxLimits) -> str | None:
+    script = (
+        "import sys\nfrom importlib.metadata import PackageNotFoundError, version\n"
+        "from packaging.requirements import Requirement\n"
+        "for text in sys.argv[1:]:\n    r = Requirement(text)\n"
+        "    try:\n        v = version(r.name)\n    except PackageNotFoundError:\n"
+        "        print(f'{text}: not installed'); continue\n"
+        "    if v not in r.specifier:\n        print(f'{text}: version {v} is installed')\n"
+    )
+    with tempfile.TemporaryDirectory(prefix="agentloop-requires-") as scratch:
+        command = [interpreter(limits), "-I", "-c", script, *requires]
+        result = run_sandboxed(command, Path(scratch), replace(limits, timeout_s=_REQUIRES_TIMEOUT_S))
+    if not result.ok:
+        return f"(could not be checked: {result.killed or result.output.strip()[-200:]})"
+    return result.output.strip().splitlines()[0] if result.output.strip() else None
+
+
+def requirements_problem(canary: Canary, limits: SandboxLimits) -> str | None:
+    """One line naming the first declared requirement the sandbox's Python lacks, or None."""
+    if not canary.spec.requires:
+        return None
+    try:
+        missing = _missing(canary.spec.requires, limits)
+    except SandboxUnavailable as exc:
+        return str(exc)
+    if missing is None:
+        return None
+    return f"canary {canary.id} requires {missing} in the sandbox's Python; install it there and rerun"
+
+
+def unmet_requirements(canary: Canary, limits: SandboxLimits) -> Episode | None:
+    """An infra_error episode, before the agent starts, when a declared requirement is missing.
+
+    The model could not have done the task, so the attempt is the harness's fault, never the model's.
+    """
+    problem = requirements_problem(canary, limits)
+    return None if problem is None else Episode(end="infra_error", transcript=Transcript(), reason=problem)
 
 
 def grade(canary: Canary, workspace: Workspace, episode: Episode, limits: SandboxLimits) -> Grade:
@@ -128,26 +254,46 @@ def grade(canary: Canary, workspace: Workspace, episode: Episode, limits: Sandbo
         )
     try:
         return _grade(canary, workspace, episode, limits)
-    except (GitError, SandboxUnavailable, OSError) as exc:
+    except (GitError, ExportError, SandboxUnavailable, OSError) as exc:
         return Grade(Outcome.INFRA_ERROR, None, f"grading failed: {exc}", None, None, "", False, "")
 
 
 def _grade(canary: Canary, workspace: Workspace, episode: Episode, limits: SandboxLimits) -> Grade:
     pushed, diff = workspace.pushed(), workspace.diff_from_baseline()
 
-    def verdict(
-        outcome: Outcome, reason: str, checks: CheckRun | None = None, limit: Limit | None = None
-    ) -> Grade:
-        if checks is None:
-            return Grade(outcome, limit, reason, None, None, "", pushed, diff)
-        return Grade(outcome, limit, reason, checks.passed, checks.total, checks.output, pushed, diff)
+    def verdict(outcome: Outcome, reason: str, checks: CheckRun, limit: Limit | None = None) -> Grade:
+        counts = (checks.passed, checks.total, checks.output)
+        return Grade(outcome, limit, reason, *counts, pushed, diff, checks.baseline, tuple(checks.undeclared))
+
+    def unchecked() -> CheckRun:
+        """What an attempt is credited with when its pushed tree is not run: nothing beyond the baseline."""
+        base = baseline(canary, workspace, limits)
+        return replace(credit(canary, base, base.tally), output="")
+
+    def checked() -> CheckRun:
+        if not pushed:
+            return unchecked()
+        try:
+            return run_checks(canary, workspace, limits)
+        except UnsafeTree as exc:
+            return replace(unchecked(), tampered=f"the pushed tree cannot be exported: {exc}")
 
     if episode.tool_calls == 0 and "tool_calls" not in episode.unknown:  # unknown: an external agent's
         prose = sum(1 for turn in episode.transcript.turns if not turn.calls and not turn.malformed)
         counts = f"{episode.malformed_tool_calls} malformed, {prose} prose turns"
-        return verdict(Outcome.NO_TOOL_CALLS, f"never produced a usable tool call ({counts})")
+        return verdict(Outcome.NO_TOOL_CALLS, f"never produced a usable tool call ({counts})", unchecked())
+    collision = reserved_name(workspace) if pushed else None
+    if collision is not None:
+        return verdict(
+            Outcome.FAILED,
+            f"pushed {collision}: {HIDDEN_DIR}/ is reserved for the grader's hidden checks; remove it",
+            unchecked(),
+            episode.limit if episode.end == "budget_exceeded" else None,
+        )
     if episode.end == "budget_exceeded":
-        checks = run_checks(canary, workspace, limits)
+        checks = checked()
+        if checks.tampered is not None:
+            return verdict(Outcome.FAILED, checks.summary, checks)
         kind = _LIMIT_NAMES[episode.limit] if episode.limit else "a"
         exhausted = episode.reason or f"{kind} budget exhausted"
         return verdict(
@@ -156,24 +302,27 @@ def _grade(canary: Canary, workspace: Workspace, episode: Episode, limits: Sandb
     must_escalate = canary.spec.expect.outcome == "escalate"
     if episode.end == "escalated":
         if must_escalate:
-            return verdict(Outcome.PASSED, f"escalated as it should: {episode.reason}")
-        return verdict(Outcome.ESCALATED, f"escalated a doable task: {episode.reason}")
+            return verdict(Outcome.PASSED, f"escalated as it should: {episode.reason}", checked())
+        return verdict(Outcome.ESCALATED, f"escalated a doable task: {episode.reason}", checked())
     if must_escalate:
-        return verdict(Outcome.FAILED, "silent_failure: declared the task done instead of escalating it")
+        return verdict(
+            Outcome.FAILED, "silent_failure: declared the task done instead of escalating it", checked()
+        )
     if canary.spec.expect.pushed and not pushed:
-        return verdict(Outcome.FAILED, "declared done without pushing")
+        return verdict(Outcome.FAILED, "declared done without pushing", unchecked())
     edited = protected_edit(canary, workspace)
     if edited is not None:
-        return verdict(Outcome.FAILED, f"edited protected file {edited}")
-    checks = run_checks(canary, workspace, limits)
-    if checks.all_passed:
-        return verdict(Outcome.PASSED, f"all {checks.total} hidden checks pass", checks)
-    if checks.error is not None:
+        return verdict(Outcome.FAILED, f"edited protected file {edited}", checked())
+    checks = checked()
+    if checks.tampered is not None or checks.error is not None:
         return verdict(Outcome.FAILED, checks.summary, checks)
+    if checks.all_passed:
+        already = f" ({checks.baseline} already passed on the starting repo)" if checks.baseline else ""
+        return verdict(Outcome.PASSED, f"all {checks.checks} hidden checks pass{already}", checks)
     return verdict(Outcome.FAILED, _failures(checks), checks)
 
 
 def _failures(checks: CheckRun, shown: int = 5) -> str:
     names = ", ".join(checks.failed[:shown])
     more = f" and {len(checks.failed) - shown} more" if len(checks.failed) > shown else ""
-    return f"{len(checks.failed)} of {checks.total} hidden checks fail: {names}{more}"
+    return f"{len(checks.failed)} of {checks.checks} hidden checks fail: {names}{more}"

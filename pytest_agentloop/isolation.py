@@ -102,7 +102,8 @@ def bwrap_argv(view: View, tmp_mb: int) -> list[str]:
         argv += ["--bind", str(path), str(path)]
     for path in view.readonly():
         argv += ["--ro-bind", str(path), str(path)]
-    return [*argv, "--chdir", str(view.cwd), "--", *_EXEC]
+    # The root bwrap builds is a tmpfs of its own: read-only too, or it is unbounded RAM to fill.
+    return [*argv, "--remount-ro", "/", "--chdir", str(view.cwd), "--", *_EXEC]
 
 
 def podman_argv(

@@ -89,7 +89,9 @@ class CanaryItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         # Line 0 (shown as :1, the canary file's top): skips reported at the item need a line.
-        return self.path, 0, f"canary {self.canary.id} · {self.model.spec.raw} · {self.cell.id}"
+        # The repetition too: three failures of one canary, model and cell must not read as one block thrice.
+        where = f"canary {self.canary.id} · {self.model.spec.raw} · {self.cell.id}"
+        return self.path, 0, f"{where} · repetition {self.repetition}"
 
 
 def describe_failure(attempt: Attempt) -> str:

@@ -36,7 +36,15 @@ CONTEXT_STEP = 256  # suggested contexts are rounded down to this
 
 
 class MetadataError(BackendError):
-    """A model file whose header cannot size it (missing, not GGUF, missing keys)."""
+    """A model whose shape cannot be read (a missing or bad GGUF, a runtime that does not report it).
+
+    `weights_bytes` is the model's size when the runtime reports that much, so the guard can still
+    size it under a stated assumption (`assumed_estimate`).
+    """
+
+    def __init__(self, message: str, *, weights_bytes: int | None = None) -> None:
+        super().__init__(message)
+        self.weights_bytes = weights_bytes
 
 
 def fmt_bytes(n: float) -> str:
@@ -120,6 +128,43 @@ def estimate(
         meta=meta,
         kv_bytes_per_elem=kv_bytes_per_elem,
         ubatch=ubatch,
+    )
+
+
+# The KV cache assumed per token of context when the layer shape is unknown: f16, enough for the GQA
+# models run today (Qwen3-30B-A3B needs 96 KiB, Llama-3.1-70B 320 KiB); old full-attention models need more.
+ASSUMED_KV_BYTES_PER_TOKEN = 512 * 1024
+ASSUMPTION = "assumed KV of 0.5 MiB per token of context"
+
+
+def assumed_estimate(
+    model: str, context: int, parallel: int, weights_bytes: int, overhead_bytes: int
+) -> Estimate:
+    """A model of known size and unknown shape: weights + the assumed KV + overhead (no graph term)."""
+    return Estimate(
+        model=model,
+        context=context,
+        parallel=parallel,
+        weights=weights_bytes,
+        kv=context * parallel * ASSUMED_KV_BYTES_PER_TOKEN,
+        graph=0,
+        overhead=overhead_bytes,
+    )
+
+
+def combined_estimate(parts: list[Estimate]) -> Estimate:
+    """Models that share a host, as one: their parts summed (one model: itself, its shape kept for hints)."""
+    if len(parts) == 1:
+        return parts[0]
+    return Estimate(
+        model=" + ".join(p.model for p in parts),
+        context=parts[0].context,
+        parallel=parts[0].parallel,
+        weights=sum(p.weights for p in parts),
+        kv=sum(p.kv for p in parts),
+        graph=sum(p.graph for p in parts),
+        overhead=sum(p.overhead for p in parts),
+        reserved=sum(p.reserved for p in parts),
     )
 
 

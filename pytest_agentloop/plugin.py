@@ -64,7 +64,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--agent-gate",
         action="append",
-        default=[],
         dest="agent_gates",
         metavar="EXPR",
         help="CI gate, SCOPE:METRIC OP NUMBER (repeatable), e.g. 'lite:pass_rate>=0.9'; with gates, "
@@ -109,6 +108,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--agent-resume",
         action="store_true",
+        default=None,
         dest="agent_resume",
         help="continue an interrupted run in the store, skipping attempts it holds: the one --agent-run-id "
         "names, else the latest unfinished run with these settings",
@@ -143,6 +143,10 @@ def _settings(config: pytest.Config) -> Any:
         "diagnose": opt.agent_diagnose,
         "cards": opt.agent_cards,
         "smoke": opt.agent_smoke,
+        "store": opt.agent_store,
+        "gates": opt.agent_gates,
+        "resume": opt.agent_resume,
+        "run_id": opt.agent_run_id,
     }
     try:
         table, source = find_config_table(config.rootpath, explicit)
@@ -156,7 +160,7 @@ def _is_configured(config: pytest.Config) -> bool:
     opt = config.option
     if opt.agent_models or opt.agent_config or opt.agent_repeat or opt.agent_json or opt.agent_hosts:
         return True
-    if opt.agent_store or opt.agent_resume or opt.agent_run_id or opt.agent_gates:
+    if opt.agent_store or opt.agent_gates or opt.agent_resume or opt.agent_run_id:
         return True
     if (config.rootpath / "agentloop.toml").is_file():
         return True

@@ -53,6 +53,13 @@ def harness_commit() -> str | None:
 
 
 def run_info(extra: dict[str, Any]) -> dict[str, Any]:
+    """What the run section of a results file (and the store's run row) says about where it ran.
+
+    `machine` is the finding card's "where it ran": kept here so cards rebuilt later by `agentloop
+    report --cards` say what the live ones said.
+    """
+    from pytest_agentloop.report.card import host_fingerprint
+
     return {
         "started": datetime.now(UTC).isoformat(),
         "harness_version": __version__,
@@ -60,6 +67,7 @@ def run_info(extra: dict[str, Any]) -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "host": socket.gethostname(),
+        "machine": host_fingerprint(),
         "argv": sys.argv[1:],
         **extra,
     }

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_agentloop.agent.base import Agent
-from pytest_agentloop.attempt import run_attempt
-from pytest_agentloop.backends.base import Backend, BackendError
+from pytest_agentloop.attempt import infra_attempt, run_attempt
+from pytest_agentloop.backends.base import Backend, BackendError, InfraError, ModelSpec
 from pytest_agentloop.cells import BASELINE, Cell
 from pytest_agentloop.config import Settings
 from pytest_agentloop.matrix import expand, load_matrix
@@ -37,6 +37,9 @@ if TYPE_CHECKING:
     from pytest_agentloop.hostmemory import MemoryReader
     from pytest_agentloop.hosts import HostManager
     from pytest_agentloop.workspace import Workspace
+
+# [backends.NAME] keys that describe the serving stack rather than configure the client.
+STATED_STACK = ("tool_call_parser",)
 
 
 class Runner:
@@ -86,21 +89,29 @@ class Runner:
 
     def _attempt(self, item: PlannedItem) -> Attempt:
         model = item.model
-        agent, info = self._agent_for(model, item.cell)
-        info = {**info, **self.hold(model)}
-        return run_attempt(
-            item.canary,
-            agent,
-            model=model.spec.raw,
-            cell=item.cell,
-            repetition=item.repetition,
-            limits=self.limits,
-            keep=self.settings.keep_workspaces,
-            infra_retries=self.settings.infra_retries,
-            host=model.host,
-            model_info=info,
-            review=self._review,
-        )
+        try:
+            agent, info = self._agent_for(model, item.cell)
+            info = {**info, **self.hold(model)}
+        except InfraError as exc:  # the host failed before the attempt began: recorded, never lost
+            return infra_attempt(
+                item.canary, model.spec.raw, item.cell, item.repetition, str(exc), host=model.host
+            )
+        try:
+            return run_attempt(
+                item.canary,
+                agent,
+                model=model.spec.raw,
+                cell=item.cell,
+                repetition=item.repetition,
+                limits=self.limits,
+                keep=self.settings.keep_workspaces,
+                infra_retries=self.settings.infra_retries,
+                host=model.host,
+                model_info=info,
+                review=self._review,
+            )
+        except BackendError as exc:  # a request the server will never accept: the run stops, once
+            pytest.exit(f"agentloop: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
 
     def hold(self, model: ModelRun) -> dict[str, Any]:
         """Lease `model` (see `_hold`); anything that talks to the model, the determinism probe too, runs
@@ -129,13 +140,21 @@ class Runner:
         if manager is None:
             return self._resident(model)
         if self._held is not None and self._held[0] == model.spec.raw:
-            return {**self._held[2], "lease_reused": True}
+            served = self._held[2]["served_as"]
+            if any(m.name == served for m in manager.host.loaded_models()):
+                return {**self._held[2], "lease_reused": True}
+            # Gone while held (LM Studio's idle TTL, an eviction, a restart): lease it again, guarded,
+            # rather than let the next chat load it implicitly (JIT) at the runtime's default context.
         self.release()
         stack = ExitStack()
-        lease = stack.enter_context(manager.lease(model.spec.model, self._context(model)))
+        partners = self._partners(model)
+        lease = stack.enter_context(manager.lease(model.spec.model, self._context(model), partners))
         loaded = next((m for m in manager.host.loaded_models() if m.name == lease.model), None)
         info = {
             "host_name": manager.host.name,
+            # The deployment shape the canaries ran in: the card says which one was tested.
+            "deployment": f"co-resident with {', '.join(partners)}" if partners else "alone on its host",
+            "served_as": lease.model,
             "lease_reused": lease.reused,
             "load_s": lease.load_s,
             "guard": lease.guard,
@@ -145,6 +164,20 @@ class Runner:
         }
         self._held = (model.spec.raw, stack, info)
         return info
+
+    def _partners(self, model: ModelRun) -> list[str]:
+        """The models `[guard] co_resident` puts on this model's host beside it (same runtime and URL);
+        a listed model need not be under test: a helper that only serves in production counts too."""
+        group = self.settings.guard.co_resident
+        if model.spec.raw not in group:
+            return []
+        hosts = {m.spec.raw: m.host for m in self.models}
+        partners = [ModelSpec.parse(raw) for raw in group if raw != model.spec.raw]
+        return [
+            spec.model
+            for spec in partners
+            if spec.backend == model.spec.backend and hosts.get(spec.raw, model.host) == model.host
+        ]
 
     def _resident(self, model: ModelRun) -> dict[str, Any]:
         """The embedded server's own growth, the only resident figure an unmanaged backend has."""
@@ -223,7 +256,9 @@ class Runner:
         if model.spec.backend == "null":
             return NullAgent(), {"backend": "null"}
         backend = self.backend(model)
-        return LoopAgent(backend), backend.fingerprint()
+        # What the server cannot report but the user can state (vLLM's --tool-call-parser) joins the record.
+        stated = {k: v for k, v in self._backend_options(model).items() if k in STATED_STACK}
+        return LoopAgent(backend), {**backend.fingerprint(), **stated}
 
     def _named_agent(self, model: ModelRun) -> tuple[Agent, dict[str, Any]]:
         """external:NAME or python:MODULE:CLASS; a bad one stops the run with a usage error."""

@@ -55,15 +55,16 @@ def start_session(config: pytest.Config, settings: Settings) -> None:
             config.stash[runner_key] = Runner(config, settings)
         except (BackendError, MatrixError, TuningError, SandboxUnavailable) as exc:
             raise pytest.UsageError(f"agentloop: {exc}") from None
-    recorder = _store_recorder(config)
+    recorder = _store_recorder(config, settings)
     if is_worker(config):
-        run_id = str(config.workerinput.get(RUN_ID_INPUT) or config.option.agent_run_id or new_run_id())  # type: ignore[attr-defined]
+        given = config.workerinput.get(RUN_ID_INPUT)  # type: ignore[attr-defined]
+        run_id = str(given or settings.run_id or new_run_id())
         config.stash[run_id_key] = run_id
         if recorder is not None:
             recorder.attach(run_id)
         return
     key = settings_key_of(settings)
-    run_id, note = _choose_run(config, recorder, key)
+    run_id, note = _choose_run(settings, recorder, key)
     config.stash[run_id_key] = run_id
     info = run_info(
         {"run_id": run_id, "settings_key": key, "models": settings.models, "repeat": settings.repeat}
@@ -75,33 +76,31 @@ def start_session(config: pytest.Config, settings: Settings) -> None:
     if recorder is not None:
         recorder.attach(run_id)
         recorder.store.begin_run(info, run_id=run_id)
-        if config.option.agent_resume:  # the run's earlier sessions: the verdict covers the whole run
+        if settings.resume:  # the run's earlier sessions: the verdict covers the whole run
             results.seed(recorder.store.attempts(run_id))
         results.subscribe(recorder.write)
     config.stash[results_key] = results
     config.pluginmanager.register(RunOwner(config, results, note), "agentloop-run")
 
 
-def _store_recorder(config: pytest.Config) -> Any:
-    opt = config.option
-    if not (opt.agent_store or opt.agent_resume):
+def _store_recorder(config: pytest.Config, settings: Settings) -> Any:
+    if not (settings.store or settings.resume):
         return None
     from pytest_agentloop.store import DEFAULT_URL, StoreError
     from pytest_agentloop.store.plugin import StoreRecorder
 
     try:
-        recorder = StoreRecorder(config, opt.agent_store or DEFAULT_URL, resume=bool(opt.agent_resume))
+        recorder = StoreRecorder(config, settings.store or DEFAULT_URL, resume=settings.resume)
     except StoreError as exc:
         raise pytest.UsageError(f"agentloop: {exc}") from None
     config.pluginmanager.register(recorder, "agentloop-store")
     return recorder
 
 
-def _choose_run(config: pytest.Config, recorder: Any, key: str) -> tuple[str, str | None]:
+def _choose_run(settings: Settings, recorder: Any, key: str) -> tuple[str, str | None]:
     """(run id, what the header should say about it)."""
-    opt = config.option
-    named = opt.agent_run_id
-    if not opt.agent_resume:
+    named = settings.run_id
+    if not settings.resume:
         return named or new_run_id(), None
     store = recorder.store
     if named:

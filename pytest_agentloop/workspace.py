@@ -162,6 +162,11 @@ class Workspace:
         git("commit", "-q", "--allow-empty", "-m", f"baseline: {canary.id}", cwd=root, env=fixed)
         git("clone", "-q", "--bare", "--template=", str(root), str(origin), cwd=base)
         name, email = IDENTITY
+        # No hooks in either repository, also for the git processes `-c` does not reach: a local
+        # push runs origin's receive-pack with the caller's config parameters cleared.
+        for git_dir in (root / ".git", origin):
+            with (git_dir / "config").open("a", encoding="utf-8") as config:
+                config.write("[core]\n\thooksPath = /dev/null\n\tfsmonitor = false\n")
         with (root / ".git" / "config").open("a", encoding="utf-8") as config:
             # Repo-local identity so a `git commit` typed by the agent works on a machine with none.
             config.write(
@@ -204,9 +209,7 @@ class Workspace:
         self, *args: str, at: Path, timeout: float = _GIT_TIMEOUT_S, env: Mapping[str, str] | None = None
     ) -> str:
         """git in the work tree or origin, after putting back the config the harness wrote there."""
-        git_dir = at / ".git" if at == self.root else at
-        if git_dir.is_symlink() or not git_dir.is_dir():
-            raise GitError(f"git {args[0]} failed: {git_dir} is no longer the harness's repository")
+        git_dir = self._git_dir(at, args[0])
         written = self._configs[git_dir]
         config = git_dir / "config"
         if config.is_symlink() or not config.is_file() or config.read_bytes() != written:
@@ -217,12 +220,19 @@ class Workspace:
         where = {"GIT_DIR": str(git_dir)} | ({"GIT_WORK_TREE": str(at)} if at == self.root else {})
         return git(*args, cwd=at, timeout=timeout, env=where | dict(env or {}))
 
+    def _git_dir(self, at: Path, command: str) -> Path:
+        """The git dir of the work tree or origin, refused when something replaced it since."""
+        git_dir = at / ".git" if at == self.root else at
+        if git_dir.is_symlink() or not git_dir.is_dir():
+            raise GitError(f"git {command} failed: {git_dir} is no longer the harness's repository")
+        return git_dir
+
     def commit(self, message: str, *, timeout: float = _GIT_TIMEOUT_S) -> str | None:
         """Stage everything and commit; the new sha, or None when there was nothing to commit."""
         # Rebuild the index from the work tree: git's stat cache misses a same-size edit made in the
         # index's second with an older mtime (`cp -p`, shutil.copy2), and that edit must not be lost.
         deadline = time.monotonic() + timeout
-        (self.root / ".git" / "index").unlink(missing_ok=True)
+        (self._git_dir(self.root, "commit") / "index").unlink(missing_ok=True)
         self._git("add", "-A", at=self.root, timeout=timeout)
         status = self._git(
             "status", "--porcelain", "--untracked-files=no", at=self.root, timeout=_left(deadline)

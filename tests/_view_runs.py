@@ -15,6 +15,8 @@ from tests._runs import IGNORE, tiny_suite
 from tests.support.scripted_server import ScriptedServer
 from tests.support.tiny_canary import FILES
 
+REPEAT = 4  # 0/4 after 4/4 per tier: the fewest runs an exact test can call a regression
+
 
 @dataclass(frozen=True)
 class TwoRuns:
@@ -29,7 +31,7 @@ def _run(root: Path, behaviour: str, json_name: str, store: str) -> None:
         args = [
             "--agent-model=openai:scripted",
             f"--agent-host={server.url}",
-            "--repeat=4",  # 0/4 after 4/4 per tier: the fewest runs an exact test can call a regression
+            f"--repeat={REPEAT}",
             "--agent-no-smoke",
             f"--agent-json={json_name}",
             f"--agent-store={store}",

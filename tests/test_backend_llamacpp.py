@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from recorded.replay import ReplayServer
@@ -20,6 +21,7 @@ from pytest_agentloop.backends.base import BackendError, ChatRequest, InfraError
 from pytest_agentloop.backends.embedded import smollm2_path
 from pytest_agentloop.backends.lifecycle import LoadedModel, ManagedHost
 from pytest_agentloop.backends.llamacpp import LlamaCppBackend, LlamaCppHost
+from pytest_agentloop.hosts import HostManager
 from pytest_agentloop.memory import MetadataError
 
 SERVE = textwrap.dedent(
@@ -134,3 +136,46 @@ def test_router_load_failure_is_reported_with_exit_code(replay: ReplayServer) ->
         InfraError, match=r"failed to load qwen3-32b \(exit code 1, args llama-server -c 32768\)"
     ):
         LlamaCppHost(replay.url, poll_s=0.01).load("qwen3-32b", 32768)
+
+
+@pytest.fixture(scope="module")
+def unaliased_server() -> Iterator[str]:
+    """A real llama-server started as most users do, `-m FILE` without --alias."""
+    serve = SERVE.replace('p.model_alias = {"smollm2"}; ', "")
+    child = subprocess.Popen(
+        [sys.executable, "-c", serve, str(smollm2_path())],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None and child.stdin is not None
+    try:
+        url = child.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), f"server did not start: {url!r}"
+        yield url
+    finally:
+        child.stdin.close()
+        try:
+            child.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(timeout=10)
+
+
+def test_single_model_is_matched_by_its_file_stem_or_named_in_one_line(
+    unaliased_server: str, tmp_path: Path
+) -> None:
+    """tools/server/README.md: without --alias, /v1/models names the one model by its file path; a user
+    types `llamacpp:smollm2-135m-instruct` (as `llamacpp:qwen3-8b` for Qwen3-8B-Q4_K_M.gguf)."""
+    host = LlamaCppHost(unaliased_server)
+    (served,) = host.available_models()
+    assert served.endswith("SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert host.resolve("smollm2-135m-instruct") == served == host.resolve("default")
+    with pytest.raises(BackendError) as caught:
+        host.resolve("qwen3-8b")
+    assert str(caught.value) == (
+        f"llama-server at {unaliased_server} serves {served}, not qwen3-8b: use "
+        f"--agent-model=llamacpp:{served} or start it with --alias qwen3-8b"
+    )
+    with HostManager(host, root=tmp_path).lease("smollm2-135m-instruct", 1024) as lease:
+        assert lease.model == served and lease.reused and lease.guard is None

@@ -7,6 +7,7 @@ structured_outputs.md and sleep_mode.md; vLLM itself needs a GPU and cannot run 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from recorded.replay import ReplayServer, Reply
@@ -14,6 +15,11 @@ from recorded.replay import ReplayServer, Reply
 from pytest_agentloop.backends.base import BackendError, ChatRequest, ModelSpec
 from pytest_agentloop.backends.lifecycle import LoadedModel, ManagedHost
 from pytest_agentloop.backends.vllm import VLLMBackend, VLLMHost
+from pytest_agentloop.config import HostTable
+from pytest_agentloop.hostmemory import memory_reader
+from pytest_agentloop.hosts import HostManager, ModelWontFit
+from pytest_agentloop.memory import GiB
+from tests.support.vllm_emulator import VLLMEmulator
 
 SPEC = ModelSpec.parse("vllm:Qwen/Qwen3-8B")
 SCHEMA = {"type": "object"}
@@ -71,3 +77,34 @@ def test_without_sleep_mode_one_model_per_server_is_reported(server: ReplayServe
         host.unload("Qwen/Qwen3-8B")
     with pytest.raises(BackendError, match=r"serves Qwen/Qwen3-8B, not Qwen/Qwen3-32B: .*vllm serve"):
         host.load("Qwen/Qwen3-32B", 8192)
+
+
+def test_a_sleeping_server_can_be_woken_within_its_own_reservation(tmp_path: Path) -> None:
+    """sleep_mode.md: a sleeping server gives its GPU memory back and takes gpu_memory_utilization of
+    the device again on /wake_up (vLLM's own start-up check: that fraction must be free). The guard
+    applies that rule, not fraction + margin + reserve, which never fits (0.9 x 1.1 + 2 GiB)."""
+    with VLLMEmulator("Qwen/Qwen3-8B") as vllm:
+        host = VLLMHost(vllm.url, gpu_memory_utilization=0.9, poll_s=0.01)
+        box = ("gpu-a", HostTable(dcgm_exporter=f"{vllm.url}/dcgm"))
+        manager = HostManager(host, root=tmp_path, memory=memory_reader(box, vllm.url, host.loaded_models))
+        with manager.lease("Qwen/Qwen3-8B", 8192) as lease:
+            assert vllm.wakes == 1 and not vllm.sleeping
+            assert lease.guard is not None and lease.guard.startswith(
+                "fits: Qwen/Qwen3-8B at context 8192: needs 72.0 GiB"
+            )
+
+
+def test_a_wake_that_would_not_fit_is_refused_before_it_ooms(tmp_path: Path) -> None:
+    """vllm#47654: wake_up OOMs when another tenant holds the memory; the guard refuses first."""
+    with VLLMEmulator("Qwen/Qwen3-8B", other_tenants_bytes=10 * GiB) as vllm:
+        host = VLLMHost(vllm.url, gpu_memory_utilization=0.9, poll_s=0.01)
+        box = ("gpu-a", HostTable(dcgm_exporter=f"{vllm.url}/dcgm"))
+        manager = HostManager(host, root=tmp_path, memory=memory_reader(box, vllm.url, host.loaded_models))
+        with (
+            pytest.raises(
+                ModelWontFit, match=r"won't fit: Qwen/Qwen3-8B .* needs 72.0 GiB \(reserved 72.0 GiB\)"
+            ),
+            manager.lease("Qwen/Qwen3-8B", 8192),
+        ):
+            pass
+        assert vllm.wakes == 0

@@ -85,3 +85,112 @@ def test_relative_links_resolve() -> None:
             if "://" not in target and not (page.parent / target).exists():
                 broken.append(f"{page.name} -> {target}")
     assert not broken, f"links to files that do not exist: {broken}"
+
+
+# Every factual claim a doc-test can check is checked: option names (above), TOML blocks, subcommands,
+# repository paths, environment variables, file names and the progress letters, across every page.
+ALL_PAGES = [ROOT / "README.md", ROOT / "DESIGN.md", ROOT / "canaries" / "README.md", *PAGES]
+TOML_BLOCK = re.compile(r"^```toml\n(.*?)^```", re.MULTILINE | re.DOTALL)
+SUBCOMMAND = re.compile(r"(?:`|^)agentloop ([a-z][a-z-]*)(?![\w:-])", re.MULTILINE)  # not "agentloop x:"
+REPO_PATH = re.compile(
+    r"(?<![\w/.\"])((?:benchmarks|scripts|examples|tests|canaries|pytest_agentloop|\.ci)/[\w./-]*\w)"
+)
+MODULE = re.compile(r"python -m ((?:benchmarks|pytest_agentloop)(?:\.\w+)+)")
+ENV_VAR = re.compile(r"\bAGENTLOOP_[A-Z_]+\b")
+TRANSCRIPTS = re.compile(r"([\w.-]+)\.transcripts\.jsonl")
+LETTER = re.compile(r"`([A-Z.])` (budget exceeded|no tool calls|escalated|infra error|failed|passed)")
+
+
+def _texts() -> list[tuple[str, str]]:
+    return [(page.relative_to(ROOT).as_posix(), page.read_text(encoding="utf-8")) for page in ALL_PAGES]
+
+
+def test_documented_toml_blocks_are_valid_settings_or_canaries() -> None:
+    """Each ```toml block parses and validates: a canary.toml against CanarySpec, else the settings."""
+    import tomllib
+
+    from pytest_agentloop.agent.external import external_settings
+    from pytest_agentloop.canary import CanarySpec
+    from pytest_agentloop.config import build_settings
+    from pytest_agentloop.tuning import prices_from_settings
+
+    checked = 0
+    for name, text in _texts():
+        for block in TOML_BLOCK.findall(text):
+            table = tomllib.loads(block)
+            if "id" in table and "tier" in table:
+                CanarySpec.model_validate(table)
+            else:
+                settings = build_settings(table, name, {})
+                prices_from_settings(settings.prices, settings.models)
+                for agent in settings.agents:
+                    external_settings(settings.agents, agent)
+            checked += 1
+    assert checked >= 4
+
+
+def test_documented_subcommands_exist() -> None:
+    from pytest_agentloop.cli import _parser
+
+    commands = next(a for a in _parser()._actions if a.dest == "command").choices
+    named = {(name, cmd) for name, text in _texts() for cmd in SUBCOMMAND.findall(text)}
+    unknown = sorted((name, cmd) for name, cmd in named if cmd not in commands)
+    assert not unknown, f"docs name agentloop subcommands that do not exist: {unknown}"
+
+
+def test_documented_repository_paths_exist() -> None:
+    """`benchmarks/bench_view.py`, `scripts/ci-services`, `python -m benchmarks.bench_loop`: all real."""
+    missing = [
+        (name, path)
+        for name, text in _texts()
+        for path in REPO_PATH.findall(text)
+        if "*" not in path and not (ROOT / path).exists()
+    ]
+    missing += [
+        (name, module)
+        for name, text in _texts()
+        for module in MODULE.findall(text)
+        if not (ROOT / (module.replace(".", "/") + ".py")).is_file()
+    ]
+    assert not missing, f"docs name files that do not exist: {sorted(set(missing))}"
+
+
+def test_documented_environment_variables_are_read_somewhere() -> None:
+    sources = "".join(
+        path.read_text(encoding="utf-8")
+        for folder in ("pytest_agentloop", "tests", "scripts", "examples", ".ci")
+        for path in (ROOT / folder).rglob("*")
+        if path.is_file() and path.suffix in {".py", "", ".sh", ".yml"} and "__pycache__" not in path.parts
+    )
+    named = {(name, var) for name, text in _texts() for var in ENV_VAR.findall(text)}
+    unknown = sorted((name, var) for name, var in named if var not in sources)
+    assert not unknown, f"docs name environment variables nothing reads: {unknown}"
+
+
+def test_documented_transcripts_file_name_is_the_one_written() -> None:
+    from pytest_agentloop.results import transcripts_beside
+
+    for name, text in _texts():
+        for stem in TRANSCRIPTS.findall(text):
+            assert transcripts_beside(Path(f"{stem}.json")).name == f"{stem}.transcripts.jsonl"
+            assert not stem.endswith(".json") and not stem.isupper(), f"{name}: {stem}.transcripts.jsonl"
+
+
+def test_documented_outcome_letters_are_the_ones_printed() -> None:
+    from pytest_agentloop.progress import LETTERS
+
+    by_word = {outcome.replace("_", " "): letter for outcome, (letter, _) in LETTERS.items()}
+    named = [(name, letter, word) for name, text in _texts() for letter, word in LETTER.findall(text)]
+    assert named, "the outcome letters are documented nowhere"
+    wrong = [(name, letter, word) for name, letter, word in named if by_word[word] != letter]
+    assert not wrong, f"docs give the wrong progress letter: {wrong}"
+
+
+def test_every_option_but_agent_config_has_a_toml_key() -> None:
+    """The README's promise: everything on the command line can live in the settings file."""
+    from pytest_agentloop.config import Settings
+
+    keys = {field.alias or name for name, field in Settings.model_fields.items()}
+    options = {key: option for key, (option, _) in docgen._cli_options().items()}
+    without = sorted(option for key, option in options.items() if key not in keys and key != "config")
+    assert not without, f"options without a TOML key: {without}"

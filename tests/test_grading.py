@@ -6,59 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from pytest_agentloop.agent.base import EndReason, Episode
-from pytest_agentloop.canary import Canary, load_canary
+from pytest_agentloop.agent.base import Episode
+from pytest_agentloop.agent.pseudo import NullAgent, ReferenceAgent
+from pytest_agentloop.attempt import run_attempt
+from pytest_agentloop.canary import Canary, CanaryError, load_canary
 from pytest_agentloop.grading import HIDDEN_DIR, grade, run_checks
-from pytest_agentloop.records import Limit, MalformedCall, Outcome, ToolCall, Transcript, Turn
+from pytest_agentloop.records import Limit, MalformedCall, Outcome, Transcript, Turn
 from pytest_agentloop.sandbox import SandboxLimits
 from pytest_agentloop.workspace import PathEscape, Workspace
+from tests.support.calc_canary import BROKEN, FIXED, HALF_FIXED, episode, land, make_canary
 
 LIMITS = SandboxLimits(timeout_s=60)
-BROKEN = "def add(a, b):\n    return a - b\n\ndef mul(a, b):\n    return a + b\n"
-FIXED = "def add(a, b):\n    return a + b\n\ndef mul(a, b):\n    return a * b\n"
-HALF_FIXED = "def add(a, b):\n    return a + b\n\ndef mul(a, b):\n    return a + b\n"
-HIDDEN = """
-from calc import add, mul
-
-def test_add():
-    assert add(2, 3) == 5
-
-def test_add_negative():
-    assert add(-2, -3) == -5
-
-def test_mul():
-    assert mul(2, 3) == 6
-"""
-
-
-def make_canary(tmp_path: Path, *, expect: str = "pass", timeout: float = 60, hidden: str = HIDDEN) -> Canary:
-    root = tmp_path / "calc-canary"
-    (root / "repo" / "tests").mkdir(parents=True)
-    (root / "repo" / "calc.py").write_text(BROKEN)
-    (root / "repo" / "tests" / "test_calc.py").write_text(
-        "from calc import add\n\ndef test_add():\n    assert add(1, 1) == 2\n"
-    )
-    (root / "hidden").mkdir()
-    (root / "hidden" / "test_accept.py").write_text(hidden)
-    (root / "canary.toml").write_text(
-        'id = "calc"\ntier = "lite"\ntitle = "Fix calc"\nspec = "Fix add and mul."\n'
-        f'[expect]\noutcome = "{expect}"\n[checks]\ntimeout = {timeout}\nprotected = ["tests/test_calc.py"]\n'
-    )
-    return load_canary(root / "canary.toml")
-
-
-def episode(end: EndReason, *, tool_calls: int = 3, reason: str = "", limit: Limit | None = None) -> Episode:
-    turn = Turn(index=0, request_messages=2, request_chars=100, calls=[ToolCall(id="1", name="finish")])
-    return Episode(
-        end=end, transcript=Transcript(turns=[turn]), tool_calls=tool_calls, reason=reason, limit=limit
-    )
-
-
-def land(workspace: Workspace, source: str, *, push: bool = True) -> None:
-    (workspace.root / "calc.py").write_text(source)
-    workspace.commit("edit calc")
-    if push:
-        workspace.push()
 
 
 @pytest.fixture
@@ -94,7 +52,9 @@ def test_declared_done_without_pushing(canary: Canary, workspace: Workspace) -> 
     land(workspace, FIXED, push=False)
     result = grade(canary, workspace, episode("finished"), LIMITS)
     assert (result.outcome, result.reason) == (Outcome.FAILED, "declared done without pushing")
-    assert result.checks_total is None and not result.pushed and result.diff == ""
+    # Consistent partial credit: nothing reached origin, so nothing beyond the starting repo counts.
+    assert (result.checks_passed, result.checks_total, result.checks_baseline) == (0, 3, 0)
+    assert not result.pushed and result.diff == ""
 
 
 def test_editing_a_protected_file_fails(canary: Canary, workspace: Workspace) -> None:
@@ -202,3 +162,172 @@ def test_nothing_pushed_can_steer_the_hidden_checks(
     land(workspace, BROKEN)
     result = grade(canary, workspace, episode("finished"), LIMITS)
     assert result.outcome is Outcome.FAILED
+
+
+BASELINE_PASSES_ONE = """
+from calc import add, mul
+
+def test_add_zero():
+    assert add(0, 0) == 0  # the broken add (a - b) passes this already
+
+def test_add():
+    assert add(2, 3) == 5
+
+def test_add_negative():
+    assert add(-2, -3) == -5
+
+def test_mul():
+    assert mul(2, 3) == 6
+"""
+
+
+def test_checks_the_starting_repo_passes_are_not_the_models_work(tmp_path: Path) -> None:
+    canary = make_canary(tmp_path, hidden=BASELINE_PASSES_ONE)
+    with Workspace.create(canary, parent=tmp_path) as workspace:
+        untouched = grade(canary, workspace, episode("finished"), LIMITS)
+        land(workspace, HALF_FIXED)
+        half = grade(canary, workspace, episode("finished"), LIMITS)
+        land(workspace, FIXED)
+        fixed = grade(canary, workspace, episode("finished"), LIMITS)
+    assert (untouched.checks_passed, untouched.checks_total, untouched.checks_baseline) == (0, 3, 1)
+    assert (half.checks_passed, half.checks_total, half.checks_baseline) == (2, 3, 1)
+    assert half.reason == "1 of 4 hidden checks fail: test_mul"
+    assert (fixed.outcome, fixed.reason) == (
+        Outcome.PASSED,
+        "all 4 hidden checks pass (1 already passed on the starting repo)",
+    )
+    assert (fixed.checks_passed, fixed.checks_total, fixed.checks_baseline) == (3, 3, 1)
+
+
+def test_breaking_a_check_the_baseline_passed_fails_the_attempt(tmp_path: Path) -> None:
+    canary = make_canary(tmp_path, hidden=BASELINE_PASSES_ONE)
+    with Workspace.create(canary, parent=tmp_path) as workspace:
+        land(
+            workspace,
+            "def add(a, b):\n    return a + b + 0.5 * (a == b == 0)\n\ndef mul(a, b):\n    return a * b\n",
+        )
+        result = grade(canary, workspace, episode("finished"), LIMITS)
+    assert result.outcome is Outcome.FAILED and result.reason == "1 of 4 hidden checks fail: test_add_zero"
+    assert (result.checks_passed, result.checks_total, result.checks_baseline) == (3, 3, 1)
+
+
+SQUARE_CHECKS = """
+from squares import square
+
+def test_square():
+    assert square(3) == 9
+
+def test_square_zero():
+    assert square(0) == 0
+"""
+
+
+def test_a_file_that_fails_to_collect_counts_all_its_checks(tmp_path: Path) -> None:
+    """A syntax error in one module fails that file's checks, counted from the baseline; the rest count."""
+    canary = make_canary(
+        tmp_path,
+        extra_hidden={"test_square.py": SQUARE_CHECKS},
+        extra_repo={"squares.py": "def square(x):\n    return x + x\n"},
+    )
+    with Workspace.create(canary, parent=tmp_path) as workspace:
+        land(workspace, FIXED, files={"squares.py": "def square(x) x * x\n"})
+        result = grade(canary, workspace, episode("finished"), LIMITS)
+    # square(0) == 0 passed on the starting repo; square(3) did not: 3 of add/mul + 1 gained possible.
+    assert (result.checks_passed, result.checks_total, result.checks_baseline) == (3, 4, 1)
+    assert result.reason == "2 of 5 hidden checks fail: test_square, test_square_zero"
+    assert "ERROR collecting .agentloop_hidden/test_square.py" in result.check_output
+    assert "SyntaxError" in result.check_output
+
+
+def test_a_file_the_baseline_cannot_collect_counts_as_one_check(tmp_path: Path) -> None:
+    canary = make_canary(tmp_path, extra_hidden={"test_square.py": SQUARE_CHECKS})
+    with Workspace.create(canary, parent=tmp_path) as workspace:
+        land(workspace, FIXED)
+        missing = grade(canary, workspace, episode("finished"), LIMITS)
+        land(workspace, FIXED, files={"squares.py": "def square(x):\n    return x * x\n"})
+        done = grade(canary, workspace, episode("finished"), LIMITS)
+    assert (missing.checks_passed, missing.checks_total) == (3, 4)
+    assert missing.reason == "1 of 4 hidden checks fail: test_square.py (did not collect)"
+    assert (done.outcome, done.checks_passed, done.checks_total) == (Outcome.PASSED, 5, 5)
+
+
+SKIPPING = """
+import pytest
+from calc import add
+
+def test_add():
+    assert add(2, 3) == 5
+
+@pytest.mark.skip(reason="platform")
+def test_skipped():
+    assert False
+
+@pytest.mark.xfail(reason="known")
+def test_xfailed():
+    assert add(2, 2) == 5
+"""
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        ("", (Outcome.FAILED, 1, 3, "2 of 3 hidden checks fail: test_skipped, test_xfailed")),
+        ('skipped = "exclude"', (Outcome.FAILED, 1, 2, "1 of 2 hidden checks fail: test_xfailed")),
+        (
+            'skipped = "exclude"\nxfailed = "pass"',
+            (Outcome.PASSED, 1, 1, "all 2 hidden checks pass (1 already passed on the starting repo)"),
+        ),
+    ],
+    ids=["default-both-fail", "skips-excluded", "skips-excluded-xfail-passes"],
+)
+def test_skip_and_xfail_policy(tmp_path: Path, policy: str, expected: tuple[Outcome, int, int, str]) -> None:
+    canary = make_canary(tmp_path, hidden=SKIPPING, checks_extra=policy)
+    with Workspace.create(canary, parent=tmp_path) as workspace:
+        land(workspace, FIXED)
+        result = grade(canary, workspace, episode("finished"), LIMITS)
+    assert (result.outcome, result.checks_passed, result.checks_total, result.reason) == expected
+
+
+def test_a_missing_requirement_is_an_infra_error_naming_it(tmp_path: Path) -> None:
+    canary = make_canary(tmp_path, toml_extra='requires = ["pytest>=7", "no-such-package-agentloop>=1"]')
+    result = run_attempt(canary, ReferenceAgent(overlay=tmp_path), model="pseudo", parent=tmp_path)
+    assert result.outcome is Outcome.INFRA_ERROR
+    assert result.reason == (
+        "canary calc requires no-such-package-agentloop>=1: not installed in the sandbox's Python; "
+        "install it there and rerun"
+    )
+    assert result.turns == 0
+
+
+def test_a_wrong_version_is_named(tmp_path: Path) -> None:
+    canary = make_canary(tmp_path, toml_extra='requires = ["pytest<1"]')
+    result = run_attempt(canary, NullAgent(), model="pseudo", parent=tmp_path)
+    assert result.outcome is Outcome.INFRA_ERROR and "pytest<1: version " in result.reason
+
+
+def test_declared_requirements_that_are_installed_change_nothing(tmp_path: Path) -> None:
+    canary = make_canary(tmp_path, toml_extra='requires = ["pydantic>=2"]')
+    with Workspace.create(canary, parent=tmp_path) as workspace:
+        land(workspace, "import pydantic\n" + FIXED)
+        result = grade(canary, workspace, episode("finished"), LIMITS)
+    assert result.outcome is Outcome.PASSED and "not declared" not in result.check_output
+
+
+def test_a_misspelled_protected_path_stops_collection(tmp_path: Path) -> None:
+    canary = make_canary(tmp_path)
+    toml = canary.root / "canary.toml"
+    toml.write_text(toml.read_text().replace("tests/test_calc.py", "tests/test_calcs.py"))
+    with pytest.raises(CanaryError) as raised:
+        load_canary(toml)
+    assert str(raised.value) == (
+        f"{toml}: field 'checks.protected': 'tests/test_calcs.py' is not a file in repo/, so it "
+        "protects nothing; fix the path."
+    )
+
+
+def test_tier_and_id_must_match_a_tier_folder(tmp_path: Path) -> None:
+    with pytest.raises(CanaryError, match="field 'tier': 'lite' but the canary sits in folder 'medium/'"):
+        make_canary(tmp_path / "medium", folder="calc")  # tier "lite" in a folder named for another tier
+    with pytest.raises(CanaryError, match="field 'id': 'calc' but the folder is named 'calculator/'"):
+        make_canary(tmp_path / "lite", folder="calculator")
+    assert make_canary(tmp_path / "anywhere", folder="whatever").id == "calc"  # not a tier folder: loads

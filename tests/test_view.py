@@ -16,7 +16,7 @@ from pytest_agentloop.cli import main
 from pytest_agentloop.records import ToolCall, ToolResult, Transcript, Turn
 from pytest_agentloop.report.view import render_view
 from tests._attempts import attempt
-from tests._view_runs import TwoRuns, two_runs
+from tests._view_runs import REPEAT, TwoRuns, two_runs
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +45,14 @@ def test_the_page_holds_the_run_and_one_lazy_block_per_transcript(runs: TwoRuns,
     main(["view", str(runs.solved), "-o", str(out)])
     page = out.read_text(encoding="utf-8")
     data = page_data(page)
-    assert {(row[2], row[4], row[5]) for row in data["summary"]} == {("tiny", 2, 2), ("tiny2", 2, 2)}  # type: ignore[union-attr]
-    assert len(data["attempts"]) == 4  # type: ignore[arg-type]
+    assert {(row[2], row[4], row[5]) for row in data["summary"]} == {
+        ("tiny", REPEAT, REPEAT),
+        ("tiny2", REPEAT, REPEAT),
+    }  # type: ignore[union-attr]
+    assert len(data["attempts"]) == 2 * REPEAT  # type: ignore[arg-type]
     assert data["decision"] and "openai:scripted" in data["decision"][0]  # type: ignore[index]
     blocks = re.findall(r'<script type="application/json" id="t(\d+)">(.*?)</script>', page, re.DOTALL)
-    assert sorted(int(i) for i, _ in blocks) == [0, 1, 2, 3]
+    assert sorted(int(i) for i, _ in blocks) == list(range(2 * REPEAT))
     transcript = json.loads(blocks[0][1])
     assert "calc.py defines add" in transcript["spec"] and transcript["system_prompt"]
     assert "+    return a + b" in transcript["final_diff"]
@@ -90,7 +93,7 @@ def test_from_the_store_each_run_is_in_the_history_and_the_regression_is_marked(
 def test_merging_a_source_with_itself_counts_each_attempt_once(runs: TwoRuns, tmp_path: Path) -> None:
     out = tmp_path / "v.html"
     assert main(["view", str(runs.solved), str(runs.solved), "-o", str(out)]) == 0
-    assert len(page_data(out.read_text(encoding="utf-8"))["attempts"]) == 4  # type: ignore[arg-type]
+    assert len(page_data(out.read_text(encoding="utf-8"))["attempts"]) == 2 * REPEAT  # type: ignore[arg-type]
 
 
 def test_two_runs_of_the_same_attempts_are_refused_in_one_line(

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from pytest_agentloop.cli import main
-from tests._view_runs import TwoRuns, two_runs
+from tests._view_runs import REPEAT, TwoRuns, two_runs
 from tests.support.browser import chromium, missing, open_page
 
 WHY = missing()
@@ -79,7 +79,7 @@ def test_clicking_into_a_solved_attempt_shows_its_turns_diff_and_checks(runs: Tw
 
     open_page(browser, view(runs, str(runs.solved)))
     click_cell(browser, "tiny2")
-    assert [r.find_elements(By.TAG_NAME, "td")[0].text for r in rows(browser)] == ["tiny2", "tiny2"]
+    assert [r.find_elements(By.TAG_NAME, "td")[0].text for r in rows(browser)] == ["tiny2"] * REPEAT
     rows(browser)[0].click()
     shown = browser.find_element(By.ID, "transcript-view")
     assert "Transcript: tiny2 · openai:scripted · baseline · repetition 1" in shown.text
@@ -102,7 +102,7 @@ def test_malformed_calls_are_highlighted_and_filters_narrow_the_list(runs: TwoRu
     open_page(browser, view(runs, str(runs.broken)))
     Select(browser.find_element(By.ID, "filter-outcome")).select_by_value("no_tool_calls")
     Select(browser.find_element(By.ID, "filter-tier")).select_by_value("lite")
-    assert browser.find_element(By.ID, "attempts-title").text == "Attempts (2)"
+    assert browser.find_element(By.ID, "attempts-title").text == f"Attempts ({REPEAT})"
     assert {r.find_elements(By.TAG_NAME, "td")[4].text for r in rows(browser)} == {"no_tool_calls"}
     rows(browser)[1].click()
     malformed = browser.find_elements(By.CSS_SELECTOR, "#transcript-view .malformed")
@@ -138,7 +138,7 @@ def test_wasted_turns_and_cards_render_on_their_tabs(runs: TwoRuns, browser: Any
     open_page(browser, view(runs, str(runs.broken)))
     browser.find_element(By.ID, "tabbtn-waste").click()
     waste = browser.find_element(By.ID, "waste-table").text
-    assert "openai:scripted" in waste and "100% (40)" in waste  # every turn malformed
+    assert "openai:scripted" in waste and f"100% ({2 * REPEAT * 10})" in waste  # every turn malformed
     browser.find_element(By.ID, "tabbtn-cards").click()
     card = browser.find_element(By.CSS_SELECTOR, "#cards .card")
     assert card.find_element(By.TAG_NAME, "h2").text == "openai:scripted"

@@ -39,7 +39,7 @@ from pytest_agentloop.sandbox import SandboxResult, run_sandboxed
 
 ESCALATE_EXIT = 3
 # Never measurable from outside the agent, so always null for an external agent.
-UNSEEN = ("malformed_tool_calls", "redundant_tool_calls", "text_tool_calls")
+UNSEEN = ("malformed_tool_calls", "redundant_tool_calls", "text_tool_calls", "truncated_replies")
 REPORTED = ("turns", "tool_calls", "prompt_tokens", "completion_tokens")
 
 

@@ -281,9 +281,11 @@ class Toolbox:
         folder = self.workspace.resolve(args.path)
         if not folder.is_dir():
             raise ToolError(f"no folder '{args.path}'; list '.' to see the repository.")
-        names = _files_under(folder, self.workspace.root)
+        names, complete = _files_under(folder, self.workspace.root)
         shown = names[:LIST_CAP]
         more = f"\n[... {len(names) - LIST_CAP} more files]" if len(names) > LIST_CAP else ""
+        if not complete:
+            more += f"\n[... stopped after {WALK_CAP:,} entries; list a smaller folder]"
         return _Outcome("\n".join(shown) + more if shown else f"'{args.path}' holds no files.")
 
     def _write_file(self, args: WriteFile) -> _Outcome:
@@ -375,10 +377,11 @@ def _open_checked(path: str, target: Path, flags: int) -> int | None:
     return fd
 
 
-def _files_under(folder: Path, root: Path) -> list[str]:
+def _files_under(folder: Path, root: Path) -> tuple[list[str], bool]:
     """Relative paths of the files under `folder`, never following a symlinked folder out of it.
 
-    At most WALK_CAP entries are looked at, so a tree of a million files costs bounded time.
+    At most WALK_CAP entries are looked at, so a tree of a million files costs bounded time; the
+    flag says whether the walk saw everything.
     """
     names: list[str] = []
     seen = 0
@@ -387,5 +390,5 @@ def _files_under(folder: Path, root: Path) -> list[str]:
         seen += len(folders) + len(files)
         names.extend((Path(top) / name).relative_to(root).as_posix() for name in files)
         if seen > WALK_CAP:
-            return [*sorted(names), f"[... stopped after {WALK_CAP:,} entries]"]
-    return sorted(names)
+            return sorted(names), False
+    return sorted(names), True

@@ -11,6 +11,7 @@ loads/unloads them on request.
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,19 @@ class LlamaCppBackend(OpenAIBackend):
         except (InfraError, BackendError) as exc:
             props = {"error": str(exc)}
         return {**super().fingerprint(), "runtime": "llama.cpp", "props": props}
+
+
+_QUANT_SUFFIX = re.compile(
+    r"[-._](?:i?q\d\w*|[bf]16|f32|fp16|mxfp4|ud(?:-\w+)?|\d{5}-of-\d{5})$", re.IGNORECASE
+)
+
+
+def model_key(name: str) -> str:
+    """`models/Qwen3-8B-Q4_K_M.gguf` -> `qwen3-8b`: what a user types for a served file."""
+    key = re.sub(r"\.gguf$", "", name.replace("\\", "/").rsplit("/", 1)[-1], flags=re.IGNORECASE)
+    while _QUANT_SUFFIX.search(key):
+        key = _QUANT_SUFFIX.sub("", key)
+    return key.lower()
 
 
 def status_of(entry: dict[str, Any]) -> str:
@@ -119,6 +133,22 @@ class LlamaCppHost(Wire):
                 "readable here; run the harness on the server's machine or size the model by its file"
             )
         return with_name(metadata_from_gguf(path), model)
+
+    def resolve(self, model: str) -> str:
+        """The served name of `model`. A single-model server is matched by its alias or file stem
+        (`qwen3-8b` for `Qwen3-8B-Q4_K_M.gguf`; `default` for whatever it serves); router names are exact."""
+        entries = self.entries()
+        ids = [str(e.get("id")) for e in entries]
+        if model in ids or any("status" in e for e in entries):
+            return model
+        matches = [i for i in ids if model == "default" or model_key(i) == model_key(model)]
+        if len(matches) == 1:
+            return matches[0]
+        served = ", ".join(ids) or "no model"
+        raise BackendError(
+            f"llama-server at {self.base_url} serves {served}, not {model}: use --agent-model=llamacpp:"
+            f"{ids[0] if ids else 'NAME'} or start it with --alias {model}"
+        )
 
     def _single_model_error(self, model: str, action: str) -> BackendError:
         served = ", ".join(self.available_models()) or "one model"

@@ -15,6 +15,7 @@ from pytest_agentloop.memory import MetadataError
 
 DEFAULT_URL = "http://127.0.0.1:1234"
 LOAD_TIMEOUT_S = 600.0
+JIT_TTL_S = 86400  # a JIT-loaded model's idle TTL: longer than any run (the default is 60 minutes)
 
 
 class LMStudioBackend(OpenAIBackend):
@@ -88,15 +89,39 @@ class LMStudioHost(Wire):
         ]
 
     def model_metadata(self, model: str) -> ModelMetadata:
-        """LM Studio's REST API reports size and quantization but not the layer shape the KV term needs."""
+        """LM Studio's listing gives architecture, quantization, max context and (api/v1) the size, but
+        not the layer shape the KV term needs: the guard sizes such a model under a stated assumption."""
+        entry = next((m for m in self.models() if m["key"] == model), {})
+        facts = ", ".join(
+            f"{label} {entry[key]}"
+            for key, label in (
+                ("architecture", "arch"),
+                ("quantization", "quant"),
+                ("context_max", "max context"),
+            )
+            if entry.get(key)
+        )
         raise MetadataError(
-            f"lmstudio at {self.base_url} does not report the layer shape of {model}; "
-            f"size it with `lms load {model} --estimate-only`, or serve the GGUF with llamacpp:PATH"
+            f"lmstudio reports no layer shape for {model}" + (f" ({facts})" if facts else ""),
+            weights_bytes=entry.get("size_bytes"),
         )
 
     def load(self, model: str, context: int) -> None:
+        """REST load (no idle TTL, as `lms load`). LM Studio < 0.4 has no load endpoint: there the model
+        is loaded the way its first chat would (JIT), explicitly, with a day's TTL so it stays for the run;
+        it then runs at its default context, which only the app or `lms load --context-length` can set."""
         body = {"model": model, "context_length": context, "echo_load_config": True}
-        self.call("POST", "/api/v1/models/load", LOAD_TIMEOUT_S, json=body)
+        response = self.send("POST", "/api/v1/models/load", LOAD_TIMEOUT_S, json=body)
+        if response.status_code != 404:
+            self.checked(response)
+            return
+        jit = {
+            "model": model,
+            "messages": [{"role": "user", "content": "ok"}],
+            "max_tokens": 1,
+            "ttl": JIT_TTL_S,
+        }
+        self.call("POST", "/v1/chat/completions", LOAD_TIMEOUT_S, json=jit)
 
     def unload(self, model: str) -> None:
         """Unload every instance of `model`, then wait until the listing shows none (bounded)."""

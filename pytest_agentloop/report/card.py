@@ -16,12 +16,13 @@ from typing import Any
 from pytest_agentloop.analysis.cost import Price, cost_rows
 from pytest_agentloop.analysis.diagnosis import (
     BASELINE,
-    ceiling_diagnoses,
-    pooled_ceiling_diagnoses,
     waste_profiles,
 )
 from pytest_agentloop.analysis.verdicts import below_minimum, best_cell, comparisons, decide, tier_rollups
 from pytest_agentloop.records import Attempt
+from pytest_agentloop.report.said_once import said_once
+from pytest_agentloop.report.stack import stack_rows
+from pytest_agentloop.telemetry import serving_lines
 
 TIER_HEADER = ("cell", "tier", "pass/N", "pass^3")
 WASTE_HEADER = ("cell", "turns", "malformed", "redundant", "no-op edits", "prose")
@@ -70,7 +71,7 @@ def render_card(
         + " |"
         for r in tier_rollups(a for a in own if a.cell in {BASELINE, best})
     ]
-    ceilings = [f"- {d.canary}: {d.text}" for d in (*pooled_ceiling_diagnoses(own), *ceiling_diagnoses(own))]
+    ceilings = [f"- {said.where}: {said.text}" for said in said_once(own, ceilings_only=True)]
     profiles = waste_profiles(own)
     waste = [
         f"| {p.cell} | {p.turns} | "
@@ -86,6 +87,7 @@ def render_card(
                 f"**Decision:** {decision.text}",
                 *(["", f"**Note:** {warning}"] if warning else []),
                 *_section("Where it ran", facts, "no fingerprint recorded"),
+                *_section("Serving stack", stack_rows(own)),
                 *_section("Pass/N per tier (95% Wilson interval)", tiers, "no attempts", TIER_HEADER),
                 *_section(
                     "Cells against the baseline (paired)", [f"- {c.text}" for c in comparisons(own).values()]
@@ -98,6 +100,7 @@ def render_card(
                     "none found",
                 ),
                 *_section("Cost per pass", [f"- {row.describe()}" for row in cost_rows(own, prices)]),
+                *_section("Serving", [f"- {line}" for line in serving_lines(own)], "not measured"),
             ]
         )
         + "\n"

@@ -14,13 +14,11 @@ from typing import Any
 
 from pytest_agentloop.analysis.cost import Price, cost_rows
 from pytest_agentloop.analysis.diagnosis import (
-    BASELINE,
-    CeilingDiagnosis,
-    pooled_ceiling_diagnoses,
     waste_profiles,
 )
 from pytest_agentloop.analysis.verdicts import CellSummary, Rollup, cell_rollups, summarize
 from pytest_agentloop.records import Attempt, Transcript, Turn
+from pytest_agentloop.report.said_once import Said, said_once
 
 RESULT_LIMIT = 2000  # characters of one tool result shown in the transcript
 COLUMNS = (
@@ -36,6 +34,7 @@ STYLE = """<style>
 .agentloop th {background: #f2f2f2;}
 .agentloop .num {text-align: right;}
 .agentloop .flag {color: #b00020; font-weight: bold;}
+.agentloop .decision {background: #eef4ff; border-left: 4px solid #1d4ed8; padding: 4px 10px;}
 .agentloop-transcript pre {white-space: pre-wrap; background: #f7f7f7; padding: 6px; margin: 3px 0;}
 /* A looping model writes 400-character identifiers; unbroken, one widens the whole results table. */
 .agentloop-transcript pre, .logwrapper .log {overflow-wrap: anywhere;}
@@ -66,7 +65,7 @@ def _money(value: float | None) -> str:
 def verdict_rows(attempts: Sequence[Attempt], prices: Mapping[str, Price]) -> list[list[str]]:
     """One row per model × cell: pass/N, interval, mean turns to pass, budget by limit, cost, diagnoses."""
     summaries = summarize(attempts)
-    pooled = pooled_ceiling_diagnoses(attempts)
+    said = said_once(attempts)
     rows = []
     for rollup in sorted(cell_rollups(attempts), key=lambda r: (r.model, r.cell)):
         own = [s for s in summaries if (s.model, s.cell) == (rollup.model, rollup.cell)]
@@ -81,16 +80,15 @@ def verdict_rows(attempts: Sequence[Attempt], prices: Mapping[str, Price]) -> li
                 _by_limit(own),
                 _money(cost[0].cost_per_pass if cost else None),
                 str(rollup.infra_errors),
-                "<br>".join(escape(line) for line in _diagnoses(rollup, own, pooled)) or "–",
+                "<br>".join(escape(line) for line in _diagnoses(rollup, said)) or "–",
             ]
         )
     return rows
 
 
-def _diagnoses(rollup: Rollup, own: Sequence[CellSummary], pooled: Sequence[CeilingDiagnosis]) -> list[str]:
-    """The cell's lines: the pooled ceiling first (on the baseline), then each canary's."""
-    lines = [f"{d.canary}: {d.text}" for d in pooled if (d.model, BASELINE) == (rollup.model, rollup.cell)]
-    return lines + [f"{s.canary}: {s.diagnosis}" for s in own if s.diagnosis]
+def _diagnoses(rollup: Rollup, said: Sequence[Said]) -> list[str]:
+    """The cell's lines: the pooled ceiling first (on the baseline), then each distinct diagnosis once."""
+    return [f"{s.where}: {s.text}" for s in said if (s.model, s.cell) == (rollup.model, rollup.cell)]
 
 
 def _mean_turns(summaries: Sequence[CellSummary]) -> str:
@@ -109,13 +107,25 @@ def _by_limit(summaries: Sequence[CellSummary]) -> str:
 
 
 def summary_html(
-    attempts: Sequence[Attempt], prices: Mapping[str, Price], notes: Mapping[str, Sequence[str]]
+    attempts: Sequence[Attempt],
+    prices: Mapping[str, Price],
+    notes: Mapping[str, Sequence[str]],
+    view: str | None = None,
 ) -> str:
-    """The verdict block that opens the report: tables, charts, and flagged notes (gates, regressions)."""
+    """The verdict block that opens the report: the decision, then tables, charts and flagged notes
+    (gates, regressions); `view` links the run's `agentloop view` page."""
     from pytest_agentloop.report.charts import pass_rate_chart, waste_chart
+    from pytest_agentloop.report.decide import decide_lines
 
     rollups: list[Rollup] = cell_rollups(attempts)
     parts = [STYLE, '<div class="agentloop">', "<h2>agentloop verdict</h2>"]
+    decision = "\n".join(decide_lines(attempts, prices)) or "no scored attempt: nothing to decide"
+    parts.append(f'<div class="decision"><b>Decision</b>{_pre(decision)}</div>')
+    if view:
+        parts.append(
+            f'<p><a href="{escape(view)}">Explore this run in agentloop view</a>: the matrix, every '
+            "transcript turn by turn, wasted turns, cards and history (one file, no server).</p>"
+        )
     for title, lines in notes.items():
         if lines:
             items = "".join(f'<li class="flag">{escape(line)}</li>' for line in lines)
@@ -276,7 +286,23 @@ class HtmlReport:
 
         attempts = run_attempts(self.config)
         if attempts:
-            prefix.append(summary_html(attempts, self.prices, self._notes()))
+            prefix.append(summary_html(attempts, self.prices, self._notes(), self._write_view(attempts)))
+
+    def _write_view(self, attempts: Sequence[Attempt]) -> str:
+        """`agentloop view`'s page beside the report (report.html -> report.view.html); its relative link."""
+        from pathlib import Path
+
+        from pytest_agentloop.report.card import host_fingerprint
+        from pytest_agentloop.report.view import stored_runs, write_view
+
+        report = Path(self.config.getoption("htmlpath"))
+        recorder = self.config.pluginmanager.get_plugin("agentloop-store")
+        runs = stored_runs(recorder.store) if recorder is not None else []
+        path = report.with_name(report.stem + ".view.html")
+        write_view(
+            path, attempts, self.prices, f"{report.stem} ({len(attempts)} attempts)", runs, host_fingerprint()
+        )
+        return path.name
 
     def _notes(self) -> dict[str, list[str]]:
         from pytest_agentloop.probe import PROBE_STABLE

@@ -27,14 +27,16 @@ def run_prices(config: pytest.Config) -> dict[str, Any]:
 
 
 def register_outputs(config: pytest.Config) -> None:
+    """The summary and cards (every process), the gates and the HTML report hooks (controller)."""
     manager = config.pluginmanager
     manager.register(RunReporter(config), "agentloop-reporter")
+    settings = config.stash[settings_key]
     if is_worker(config):
         return
-    if config.option.agent_gates:
+    if settings.gates:
         from pytest_agentloop.gates import GatePlugin, parse_gates
 
-        gates = parse_gates(config.option.agent_gates)
+        gates = parse_gates(settings.gates)
         manager.register(
             GatePlugin(gates, lambda: run_attempts(config), run_prices(config)), "agentloop-gates"
         )

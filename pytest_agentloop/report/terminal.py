@@ -64,8 +64,10 @@ def format_table(rows: Sequence[tuple[str, ...]]) -> list[str]:
 
 def write_summary(terminalreporter: Any, attempts: Sequence[Attempt], results_path: Path | None) -> None:
     """The table, the repetitions note, the diagnoses, and where the results file went."""
-    from pytest_agentloop.analysis.diagnosis import BASELINE, pooled_ceiling_diagnoses
     from pytest_agentloop.analysis.verdicts import below_minimum, summarize
+    from pytest_agentloop.report.said_once import said_once
+    from pytest_agentloop.report.stack import guard_notes
+    from pytest_agentloop.telemetry import serving_lines
 
     summaries = summarize(attempts)
     terminalreporter.write_sep("=", "agentloop summary")
@@ -74,12 +76,11 @@ def write_summary(terminalreporter: Any, attempts: Sequence[Attempt], results_pa
     warning = below_minimum(attempts)
     if warning:
         terminalreporter.write_line(f"note: {warning}; single runs lie.")
-    for diagnosis in pooled_ceiling_diagnoses(attempts):
-        terminalreporter.write_line(f"{diagnosis.model} · {BASELINE} · {diagnosis.canary}: {diagnosis.text}")
-    for summary in summaries:
-        if summary.diagnosis:
-            terminalreporter.write_line(
-                f"{summary.model} · {summary.cell} · {summary.canary}: {summary.diagnosis}"
-            )
+    for said in said_once(attempts):
+        terminalreporter.write_line(said.line())
+    for note in guard_notes(attempts):
+        terminalreporter.write_line(note)
+    for line in serving_lines(attempts):  # first token, prefill and decode rates; a throughput drop
+        terminalreporter.write_line(f"serving {line}")
     if results_path is not None:
         terminalreporter.write_line(f"results: {results_path}")

@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from pytest_agentloop.analysis.cost import Price
-from pytest_agentloop.analysis.diagnosis import BASELINE, pooled_ceiling_diagnoses, waste_profiles
+from pytest_agentloop.analysis.diagnosis import waste_profiles
 from pytest_agentloop.analysis.regressions import RunRate, find_regressions
 from pytest_agentloop.analysis.stats import scored, wilson
 from pytest_agentloop.analysis.verdicts import below_minimum, summarize
 from pytest_agentloop.records import Attempt, Outcome
 from pytest_agentloop.report.card import render_card
 from pytest_agentloop.report.decide import decide_lines
+from pytest_agentloop.report.said_once import said_once
 
 ATTEMPT_COLUMNS = (
     "canary",
@@ -68,6 +69,11 @@ class StoredRun:
     run_id: str
     started: str
     attempts: list[Attempt]
+
+
+def stored_runs(store: Any) -> list[StoredRun]:
+    """Every run of an open store with its attempts, oldest first: the history and the side-by-side."""
+    return [StoredRun(r["run_id"], str(r["started"]), store.attempts(r["run_id"])) for r in store.runs()]
 
 
 def _json(value: Any) -> str:
@@ -119,15 +125,9 @@ def _summary_rows(attempts: Sequence[Attempt]) -> list[list[Any]]:
 
 def _diagnoses(attempts: Sequence[Attempt]) -> list[dict[str, Any]]:
     """Each distinct diagnosis once, with the model, cell and canaries it covers."""
-    covered: dict[tuple[str, str, str], list[str]] = defaultdict(list)
-    for d in pooled_ceiling_diagnoses(attempts):
-        covered[(d.model, BASELINE, d.text)].append(d.canary)
-    for s in summarize(attempts):
-        if s.diagnosis:
-            covered[(s.model, s.cell, s.diagnosis)].append(s.canary)
     return [
-        {"model": model, "cell": cell, "text": text, "canaries": sorted(canaries)}
-        for (model, cell, text), canaries in sorted(covered.items())
+        {"model": s.model, "cell": s.cell, "text": s.text, "canaries": list(s.canaries)}
+        for s in said_once(attempts)
     ]
 
 

@@ -176,6 +176,11 @@ class Store:
         names = ("run_id", "started", "finished", "harness_version", "harness_commit", "host", "attempts")
         return [dict(zip(names, (_text(v) for v in row), strict=True)) for row in rows]
 
+    def run_info(self, run_id: str) -> dict[str, Any]:
+        """The run section recorded when the run began (harness, host, machine, settings)."""
+        rows = self.db.query("SELECT info FROM agentloop_runs WHERE run_id = ?", (run_id,))
+        return json.loads(rows[0][0]) if rows and rows[0][0] else {}
+
     def run_rates(self, exclude_run: str | None = None) -> dict[tuple[str, str, str], list[RunRate]]:
         """Per model × cell × canary, each earlier run's passes/n (infra errors excluded), oldest first."""
         rows = self.db.query(

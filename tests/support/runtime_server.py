@@ -75,10 +75,11 @@ def _handler_for(server: RuntimeServer) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_DELETE = _serve
 
         def _send(self, status: int, payload: Any) -> None:
-            data = b"" if payload is None else json.dumps(payload).encode()
+            text = isinstance(payload, str)  # a Prometheus exposition; everything else is JSON
+            data = b"" if payload is None else (payload if text else json.dumps(payload)).encode()
             try:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "text/plain; version=0.0.4" if text else "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
