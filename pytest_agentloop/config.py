@@ -38,7 +38,7 @@ class EmbeddedSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     context: int = Field(8192, ge=512)  # context (KV cache) the in-process llama.cpp server starts with
-    threads: int | None = Field(None, ge=1)  # CPU threads for the embedded server (default: every core)
+    threads: int | None = Field(None, ge=1)  # embedded server threads (default: usable cores)
 
 
 class GuardConfig(BaseModel):

@@ -340,8 +340,10 @@ class Runner:
     def _backend_options(self, model: ModelRun) -> dict[str, Any]:
         """[backends.NAME] options; the embedded backend also takes the [embedded] table."""
         options = dict(self.settings.backends.get(model.spec.backend, {}))
-        if model.spec.backend == "embedded":
-            return {**self.settings.embedded.model_dump(), **options}
+        if model.spec.backend == "embedded":  # one server for the run's workers: a slot each
+            workers = int(getattr(self.config, "workerinput", {}).get("workercount", 1))
+            shared = {"shared_dir": self.shared_dir(), "parallel": workers}
+            return {**self.settings.embedded.model_dump(), **options, **shared}
         # One context from the lease to every request: the guard sizes it, the host loads it, and the
         # backend sends it (Ollama reloads at its own default when a chat carries no num_ctx).
         options.setdefault("context", self.settings.guard.context)
