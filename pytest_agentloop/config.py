@@ -84,7 +84,8 @@ class Settings(BaseModel):
     hosts: list[str] | dict[str, str] = Field(default_factory=list)
     # Write [hosts.NAME] tables (see HostTable): they are moved here from `hosts` as settings are built.
     machines: dict[str, HostTable] = Field(default_factory=dict)
-    repeat: int = Field(1, ge=1, le=1000)
+    repeat: int = Field(1, ge=1, le=1000)  # repetitions per canary × model × cell (adaptive: the most)
+    adaptive: bool = False  # run in rounds, stop a cell once its decision is settled (--repeat=auto)
     json_path: Path | None = Field(None, alias="json")
     keep_workspaces: bool = False
     infra_retries: int = Field(2, ge=0, le=10)  # reruns of an attempt the runtime or harness broke

@@ -43,7 +43,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="base URL of the model runtime when not the backend's default (repeatable)",
     )
     group.addoption(
-        "--repeat", type=int, dest="agent_repeat", metavar="N", help="repetitions per canary × model × cell"
+        "--repeat",
+        dest="agent_repeat",
+        metavar="N|auto[:N]",
+        help="repetitions per canary × model × cell; auto[:N] (default N=9) runs rounds and stops a cell "
+        "once its decision is settled",
     )
     group.addoption(
         "--agent-config",
@@ -129,14 +133,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _settings(config: pytest.Config) -> Any:
+    from pytest_agentloop.adaptive import parse_repeat
     from pytest_agentloop.config import ConfigError, build_settings, find_config_table
 
     opt = config.option
     explicit = Path(opt.agent_config) if opt.agent_config else None
+    repeat, adaptive = parse_repeat(opt.agent_repeat) if opt.agent_repeat else (None, None)
     overrides = {
         "models": opt.agent_models,
         "hosts": opt.agent_hosts,
-        "repeat": opt.agent_repeat,
+        "repeat": repeat,
+        "adaptive": adaptive or None,
         "json": opt.agent_json,
         "keep_workspaces": opt.agent_keep_workspaces,
         "combine": opt.agent_combine,
@@ -195,10 +202,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     runner = config.stash.get(runner_key, None)
     if runner is None:
         return
-    from pytest_agentloop.scheduling import mark_host_groups, order_items
+    from pytest_agentloop.scheduling import mark_adaptive_groups, mark_host_groups, order_items
 
-    order_items(items, [model.spec.raw for model in runner.models])
-    mark_host_groups(items)
+    order_items(items, [model.spec.raw for model in runner.models], by_round=runner.settings.adaptive)
+    if not mark_host_groups(items) and runner.settings.adaptive:
+        mark_adaptive_groups(items)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

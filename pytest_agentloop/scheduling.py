@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import pytest
 
@@ -77,6 +77,8 @@ class PlannedItem(Protocol):
     @property
     def nodeid(self) -> str: ...
 
+    def add_marker(self, marker: Any, append: bool = True) -> None: ...
+
 
 def assign_hosts(
     specs: Sequence[ModelSpec], hosts: Sequence[str] | Mapping[str, str], served: Sequence[bool]
@@ -110,33 +112,48 @@ def group_name(host: str) -> str:
     return f"agentloop-host:{host}"
 
 
-def mark_host_groups(items: Sequence[pytest.Item]) -> None:
-    """With several hosts, bind each host's items to one worker (a no-op for a single host).
+def mark_host_groups(items: Sequence[pytest.Item]) -> bool:
+    """With several hosts, bind each host's items to one worker (a no-op for a single host); True
+    when it did.
 
     Must run before pytest-xdist's own modifyitems, which reads the marks to suffix the node ids.
     """
-    canaries = [item for item in items if isinstance(item, PlannedItem)]
+    canaries = _canary_items(items)
     hosts = list(dict.fromkeys(item.model.host for item in canaries if item.model.host is not None))
     if len(hosts) < 2:
-        return
-    for item in items:
-        if isinstance(item, PlannedItem) and item.model.host is not None:
+        return False
+    for item in canaries:
+        if item.model.host is not None:
             item.add_marker(pytest.mark.xdist_group(name=group_name(item.model.host)))
+    return True
 
 
-def order_items(items: list[pytest.Item], model_order: Sequence[str]) -> None:
+def mark_adaptive_groups(items: Sequence[pytest.Item]) -> None:
+    """Under `--repeat=auto`, bind each model × canary's items to one worker (`--dist loadgroup`): the
+    worker that decides when a cell is settled must have seen all of its and its baseline's attempts.
+    Host groups, when there are several hosts, already hold whole model × canary sets."""
+    for item in _canary_items(items):
+        item.add_marker(
+            pytest.mark.xdist_group(name=f"agentloop-adaptive:{item.model.spec.raw}:{item.canary.id}")
+        )
+
+
+def order_items(items: list[pytest.Item], model_order: Sequence[str], *, by_round: bool = False) -> None:
     """Sort in place: model-major (in spec order), smoke tier first within a model, otherwise stable.
 
+    `by_round` (adaptive repetition): within a model, repetition 1 of every canary and cell, then
+    repetition 2, and so on, so a round has finished before the next one asks what is settled.
     Items that are not canaries keep their relative order ahead of the canaries.
     """
     rank = {raw: index for index, raw in enumerate(model_order)}
 
-    def key(position_item: tuple[int, pytest.Item]) -> tuple[int, int, int]:
+    def key(position_item: tuple[int, pytest.Item]) -> tuple[int, int, int, int]:
         position, item = position_item
         model = getattr(item, "model", None)
         if model is None or not hasattr(item, "canary"):
-            return (-1, 0, position)
-        return (rank.get(model.spec.raw, len(rank)), item.canary.tier != SMOKE_TIER, position)
+            return (-1, 0, 0, position)
+        round_ = getattr(item, "repetition", 0) if by_round else 0
+        return (rank.get(model.spec.raw, len(rank)), item.canary.tier != SMOKE_TIER, round_, position)
 
     items[:] = [item for _, item in sorted(enumerate(items), key=key)]
 

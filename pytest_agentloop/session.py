@@ -27,6 +27,7 @@ RUN_SETTINGS = {
     "models",
     "hosts",
     "repeat",
+    "adaptive",
     "matrix",
     "backends",
     "embedded",
@@ -55,6 +56,10 @@ def start_session(config: pytest.Config, settings: Settings) -> None:
             config.stash[runner_key] = Runner(config, settings)
         except (BackendError, MatrixError, TuningError, SandboxUnavailable) as exc:
             raise pytest.UsageError(f"agentloop: {exc}") from None
+        if settings.adaptive:
+            from pytest_agentloop.adaptive import AdaptiveRepetition
+
+            config.pluginmanager.register(AdaptiveRepetition(config, settings.repeat), "agentloop-adaptive")
     recorder = _store_recorder(config, settings)
     if is_worker(config):
         given = config.workerinput.get(RUN_ID_INPUT)  # type: ignore[attr-defined]

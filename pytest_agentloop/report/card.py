@@ -89,9 +89,7 @@ def render_card(
                 *_section("Where it ran", facts, "no fingerprint recorded"),
                 *_section("Serving stack", stack_rows(own)),
                 *_section("Pass/N per tier (95% Wilson interval)", tiers, "no attempts", TIER_HEADER),
-                *_section(
-                    "Cells against the baseline (paired)", [f"- {c.text}" for c in comparisons(own).values()]
-                ),
+                *_section("Cells against the baseline", [f"- {c.text}" for c in comparisons(own).values()]),
                 *_section("Ceilings", ceilings, "none hit"),
                 *_section("Wasted turns (share of all turns)", waste, header=WASTE_HEADER),
                 *_section(
