@@ -287,6 +287,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
         start_session(session.config, _settings(session.config))
         session.config.pluginmanager.register(ProgressReporter(session.config), "agentloop-progress")
+        if not hasattr(session.config, "workerinput"):
+            from pytest_agentloop.usage_stop import UsageStop  # a usage error mid-run: exit 4, once
+
+            session.config.pluginmanager.register(UsageStop(session), "agentloop-usage-stop")
         register_outputs(session.config)
 
 

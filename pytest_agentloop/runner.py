@@ -26,6 +26,7 @@ from pytest_agentloop.scheduling import AGENT_KINDS, GateKey, ModelRun, PlannedI
 from pytest_agentloop.skips import skip_attempt
 from pytest_agentloop.state import runner_key
 from pytest_agentloop.tuning import TuningPlan
+from pytest_agentloop.usage_stop import stop_run
 
 if TYPE_CHECKING:
     from pytest_agentloop.agent.base import Episode
@@ -65,6 +66,7 @@ class Runner:
         self._held: tuple[str, ExitStack, dict[str, Any]] | None = None
         self.smoke: dict[GateKey, PlannedItem] = {}  # (model, tool mode) -> its gate item (at collection)
         self._gate: SmokeGate | None = None
+        self._stopped: str | None = None  # the usage error that stopped the run (usage_stop.py)
 
     def cells_for(self, model: ModelRun, canary: Canary | None = None) -> list[Cell]:
         """The OFAT cells for a real model (or baseline + combined, plus `canary`'s ceiling probes, when
@@ -88,6 +90,8 @@ class Runner:
         return self._attempt(item)
 
     def _attempt(self, item: PlannedItem) -> Attempt:
+        if self._stopped is not None:  # items this worker had already been sent
+            stop_run(item, self._stopped)
         model = item.model
         try:
             agent, info = self._agent_for(model, item.cell)
@@ -111,7 +115,8 @@ class Runner:
                 review=self._review,
             )
         except BackendError as exc:  # a request the server will never accept: the run stops, once
-            pytest.exit(f"agentloop: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+            self._stopped = f"agentloop: {exc}"
+            stop_run(item, self._stopped)
 
     def hold(self, model: ModelRun) -> dict[str, Any]:
         """Lease `model` (see `_hold`); anything that talks to the model, the determinism probe too, runs

@@ -73,6 +73,7 @@ class PlannedItem(Protocol):
     model: ModelRun
     cell: Cell
     repetition: int
+    user_properties: list[tuple[str, object]]
 
     @property
     def nodeid(self) -> str: ...

@@ -276,18 +276,33 @@ def test_a_context_overflow_is_this_attempts_infra_not_a_usage_error(servers: li
         OpenAIBackend(SPEC, server.url).chat(ask())
 
 
-def test_a_permanent_4xx_stops_the_run_once_with_exit_4(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["no-xdist", "xdist"])
+def test_a_permanent_4xx_stops_the_run_once_with_exit_4(
+    pytester: pytest.Pytester, workers: list[str]
+) -> None:
+    """One line, exit status 4, with or without xdist (where pytest.exit in a worker is an INTERNALERROR)."""
     write_tiny_canary(pytester.path / "canaries" / "a", id="a", tier="lite")
     write_tiny_canary(pytester.path / "canaries" / "b", id="b", tier="lite")
     with ScriptedServer("refuses_request") as server:
-        result = pytester.runpytest(
-            "--agent-model=openai:scripted", f"--agent-host={server.url}", "--repeat=2", "--agent-no-smoke"
+        result = pytester.runpytest_subprocess(
+            "canaries",
+            "-p",
+            "no:cacheprovider",
+            "--ignore-glob=*/repo/*",
+            "--ignore-glob=*/hidden/*",
+            "--ignore-glob=*/solution/*",
+            *workers,
+            "--agent-model=openai:scripted",
+            f"--agent-host={server.url}",
+            "--repeat=3",
+            "--agent-no-smoke",
+            timeout=300,
         )
-        assert server.request_count == 1
+        assert server.request_count <= len(workers) or server.request_count == 1  # one per worker at most
     assert result.ret == 4
     output = result.stdout.str() + result.stderr.str()
-    assert output.count("Unrecognized request argument supplied: top_k") == 1
-    assert "Traceback" not in output and "retrying cannot help" in output
+    assert output.count("Unrecognized request argument supplied: top_k") == 1, output
+    assert "Traceback" not in output and "INTERNALERROR" not in output and "retrying cannot help" in output
 
 
 # -- serving telemetry ------------------------------------------------------------------------------

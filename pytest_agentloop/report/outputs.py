@@ -26,6 +26,17 @@ def run_prices(config: pytest.Config) -> dict[str, Any]:
         raise pytest.UsageError(f"agentloop: {exc}") from None
 
 
+def unsandboxed_note(config: pytest.Config) -> str | None:
+    """The warning every output carries when model-written code ran without isolation, else None."""
+    if config.stash[settings_key].sandbox.engine != "none":
+        return None
+    return (
+        'UNSANDBOXED run: [sandbox] engine = "none", so model-written code ran on the host with '
+        "resource limits only; it could read secrets, change the hidden checks and reach the network, "
+        "and these verdicts cannot be trusted as such"
+    )
+
+
 def register_outputs(config: pytest.Config) -> None:
     """The summary and cards (every process), the gates and the HTML report hooks (controller)."""
     manager = config.pluginmanager
@@ -62,6 +73,9 @@ class RunReporter:
         from pytest_agentloop.report.decide import write_decide
         from pytest_agentloop.report.terminal import write_summary
 
+        unsandboxed = unsandboxed_note(self.config)
+        if unsandboxed:
+            terminalreporter.write_line(f"agentloop: {unsandboxed}", red=True, bold=True)
         write_summary(terminalreporter, attempts, self.config.stash[settings_key].json_path)
         write_decide(terminalreporter, attempts, run_prices(self.config))
         for path in self.cards:
@@ -81,7 +95,11 @@ class RunReporter:
             return
         from pytest_agentloop.report.card import host_fingerprint, write_cards
 
+        unsandboxed = unsandboxed_note(self.config)
+
         def amend(model: str, lines: list[str], attempts: list[Any]) -> None:
+            if unsandboxed:
+                lines[1:1] = ["", f"**{unsandboxed}.**"]
             self.config.hook.pytest_agentloop_card(model=model, lines=lines, attempts=attempts)
 
         self.cards = write_cards(directory, attempts, host_fingerprint(), run_prices(self.config), amend)
