@@ -71,9 +71,8 @@ def start_session(config: pytest.Config, settings: Settings) -> None:
     key = settings_key_of(settings)
     run_id, note = _choose_run(settings, recorder, key)
     config.stash[run_id_key] = run_id
-    info = run_info(
-        {"run_id": run_id, "settings_key": key, "models": settings.models, "repeat": settings.repeat}
-    )
+    plan = {"models": settings.models, "repeat": settings.repeat, "sandbox": settings.sandbox.engine}
+    info = run_info({"run_id": run_id, "settings_key": key, **plan})
     try:
         results = Results(info, settings.json_path)
     except ResultsError as exc:
