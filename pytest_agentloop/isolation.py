@@ -180,7 +180,10 @@ def _podman_problem(image: str | None) -> str | None:
     if shutil.which("podman") is None:
         return f"sandbox: podman is not installed; install it (`apt-get install podman`) or {fix}."
     with tempfile.TemporaryDirectory(prefix="agentloop-probe-") as scratch:
-        argv = [*podman_argv(View(Path(scratch)), image, f"agentloop-probe-{Path(scratch).name}", {}, {}, 1)]
+        ulimits = {"RLIMIT_NOFILE": 1024, "RLIMIT_NPROC": 256}  # as a real run sets them
+        argv = podman_argv(
+            View(Path(scratch)), image, f"agentloop-probe-{Path(scratch).name}", {}, ulimits, 1
+        )
         failure = _run_probe([*argv, "true"])
     return None if failure is None else f"sandbox: podman cannot run {image} here ({failure}); {fix}."
 

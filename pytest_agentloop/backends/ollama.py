@@ -8,6 +8,7 @@ by polling /api/ps, because a runner can hang in "Stopping…" (ollama#7606).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -22,6 +23,7 @@ from pytest_agentloop.backends.base import (
 )
 from pytest_agentloop.backends.lifecycle import LoadedModel, ModelMetadata
 from pytest_agentloop.backends.openai import (
+    CHECK_TIMEOUT_S,
     OpenAIBackend,
     Wire,
     count_of,
@@ -126,6 +128,7 @@ class OllamaBackend(OpenAIBackend):
         )
         self.num_ctx = num_ctx
         self.keep_alive = keep_alive
+        self._template: str | None = None
 
     @staticmethod
     def model_entries(data: Any) -> list[dict[str, Any]]:
@@ -174,7 +177,18 @@ class OllamaBackend(OpenAIBackend):
             "quantization": ((entry or {}).get("details") or {}).get("quantization_level"),
             "size_bytes": (entry or {}).get("size"),
             "num_ctx": self.num_ctx,
+            "chat_template_sha256": self._template_sha256(),
         }
+
+    def _template_sha256(self) -> str | None:
+        """The chat template decides tool calling; /api/show gives it (read once, as it changes only with
+        the model)."""
+        if self._template is None:
+            response = self.send("POST", "/api/show", CHECK_TIMEOUT_S, json={"model": self.spec.model})
+            data = self.json_of(response) if response.status_code == 200 else {}
+            template = data.get("template") if isinstance(data, dict) else None
+            self._template = hashlib.sha256(template.encode()).hexdigest() if template else ""
+        return self._template or None
 
 
 class OllamaHost(Wire):

@@ -172,6 +172,7 @@ class OllamaEmulator(RuntimeServer):
                 f"{arch}.embedding_length": m.embedding,
                 f"{arch}.context_length": m.context_max,
             },
+            "template": "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}",
             "capabilities": ["completion", "tools", "thinking"],
         }
 
