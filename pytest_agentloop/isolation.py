@@ -95,9 +95,11 @@ def bwrap_argv(view: View, tmp_mb: int) -> list[str]:
             argv += ["--ro-bind", str(host), str(host)]
     for name in _ETC:
         argv += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    # The private /tmp first: an interpreter (or venv) that lives under the host's /tmp is bound
+    # on top of it, not hidden by it.
+    argv += ["--size", str(tmp_mb * _MB), "--tmpfs", SANDBOX_TMP, "--dir", SANDBOX_HOME]
     for path in _python_roots():
         argv += ["--ro-bind", str(path), str(path)]
-    argv += ["--size", str(tmp_mb * _MB), "--tmpfs", SANDBOX_TMP, "--dir", SANDBOX_HOME]
     for path in (view.cwd, *view.writable):
         argv += ["--bind", str(path), str(path)]
     for path in view.readonly():

@@ -8,14 +8,17 @@ report) and is skipped; the controller stops the session, prints the line once a
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
+
+if TYPE_CHECKING:
+    from pytest_agentloop.scheduling import PlannedItem
 
 PROPERTY = "agentloop_usage_error"
 
 
-def stop_run(item: pytest.Item, message: str) -> NoReturn:
+def stop_run(item: pytest.Item | PlannedItem, message: str) -> NoReturn:
     """End `item` and, through its report, the run: `message` is the one line the user sees."""
     item.user_properties.append((PROPERTY, message))
     raise pytest.skip.Exception("agentloop: run stopped by a usage error (see the end of the output)")

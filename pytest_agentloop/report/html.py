@@ -282,7 +282,7 @@ class HtmlReport:
     def pytest_html_results_summary(
         self, prefix: list[str], summary: list[str], postfix: list[str], session: Any
     ) -> None:
-        from pytest_agentloop.store.plugin import run_attempts
+        from pytest_agentloop.state import run_attempts
 
         attempts = run_attempts(self.config)
         if attempts:

@@ -217,7 +217,8 @@ def _rate_limited(server: ScriptedServer, body: dict[str, Any]) -> Reply:
     """OpenAI's 429 with `Retry-After` (seconds or an HTTP-date, `server.retry_after`) on the first
     request; the retry after the wait is answered."""
     if server.request_count == 0:
-        return {"status": 429, "headers": {"Retry-After": server.retry_after}}
+        value = server.retry_after() if callable(server.retry_after) else server.retry_after
+        return {"status": 429, "headers": {"Retry-After": value}}
     return _solve(server, body)
 
 
@@ -289,7 +290,7 @@ class ScriptedServer:
         latency_s: float = 0.0,
         host: str = "127.0.0.1",
         port: int = 0,
-        retry_after: str = "1",
+        retry_after: str | Callable[[], str] = "1",  # a callable: computed as the reply is sent
         decode_tps: Rate | None = None,
         fuzz: Behaviour | None = None,
     ) -> None:
