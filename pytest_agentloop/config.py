@@ -38,7 +38,7 @@ class EmbeddedSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     context: int = Field(8192, ge=512)  # context (KV cache) the in-process llama.cpp server starts with
-    threads: int | None = Field(None, ge=1)  # CPU threads for the embedded server (default: every core)
+    threads: int | None = Field(None, ge=1)  # embedded server threads (default: usable cores)
 
 
 class GuardConfig(BaseModel):
@@ -51,6 +51,9 @@ class GuardConfig(BaseModel):
     margin: float = Field(0.10, ge=0, lt=1)  # "barely fits" within this fraction is refused
     parallel: int = Field(1, ge=1)  # slots the runtime serves at once (KV cache per slot)
     context: int = Field(8192, ge=512)  # context a model is leased with, unless its backend sets one
+    # Model specs that share one host in production (e.g. a coder and a small helper): each is loaded
+    # with the others, their combined fit is checked, and every one's canaries run with all serving.
+    co_resident: list[str] = Field(default_factory=list)
 
 
 class HostTable(BaseModel):
@@ -81,7 +84,8 @@ class Settings(BaseModel):
     hosts: list[str] | dict[str, str] = Field(default_factory=list)
     # Write [hosts.NAME] tables (see HostTable): they are moved here from `hosts` as settings are built.
     machines: dict[str, HostTable] = Field(default_factory=dict)
-    repeat: int = Field(1, ge=1, le=1000)
+    repeat: int = Field(1, ge=1, le=1000)  # repetitions per canary × model × cell (adaptive: the most)
+    adaptive: bool = False  # run in rounds, stop a cell once its decision is settled (--repeat=auto)
     json_path: Path | None = Field(None, alias="json")
     keep_workspaces: bool = False
     infra_retries: int = Field(2, ge=0, le=10)  # reruns of an attempt the runtime or harness broke
@@ -101,7 +105,8 @@ class Settings(BaseModel):
     # The results history and CI gates (store/, gates.py): also on the command line, which wins.
     store: str | None = None  # results history URL: sqlite:///PATH or postgresql://... (none: no history)
     gates: list[str] = Field(default_factory=list)  # CI gates, e.g. "lite:pass_rate>=0.9"; unmet ones fail
-    resume: bool = False  # continue the store's interrupted run, skipping the attempts it already holds
+    resume: bool = False  # continue an interrupted run (run_id's, else the one with these settings)
+    run_id: str | None = None  # the run this session joins (CI shards share one); none: a new run
     # [agents.NAME] tables for `external:NAME` specs; validated in agent/external.py.
     agents: dict[str, Any] = Field(default_factory=dict)
 

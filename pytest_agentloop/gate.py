@@ -53,8 +53,8 @@ def _judge(attempt: Attempt, tool_mode: str) -> tuple[bool, str]:
 
     An external agent that writes no transcript has an unknown count (None): only its outcome judges it.
     """
-    if attempt.outcome is Outcome.INFRA_ERROR:
-        return False, f"infra error on the smoke canary: {attempt.reason}"
+    if attempt.outcome is Outcome.INFRA_ERROR:  # the server or the harness, never the model's verdict
+        return False, f"infra error on the smoke canary (not the model's fault): {attempt.reason}"
     if attempt.tool_calls == 0 or attempt.outcome is Outcome.NO_TOOL_CALLS:
         return False, (
             f"no usable tool call on the smoke canary {attempt.canary} in {tool_mode} mode "

@@ -61,7 +61,7 @@ class CheckRun:
             return f"tampered: {self.tampered}"
         if self.error is not None:
             return f"hidden checks did not complete: {self.error}"
-        already = f" (and the {self.baseline} the starting repo passes)" if self.baseline else ""
+        already = f" ({self.baseline} more already passed on the starting repo)" if self.baseline else ""
         return f"{self.passed}/{self.total} hidden checks pass{already}"
 
 
@@ -76,6 +76,7 @@ class Grade:
     pushed: bool
     diff: str
     checks_baseline: int | None = None  # hidden checks the untouched starting repo already passes
+    undeclared: tuple[str, ...] = ()  # installed packages the checks imported, not in the canary's `requires`
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ def credit(canary: Canary, base: Baseline, run: Tally) -> CheckRun:
     already = {check for check in counted if base.passes(check, canary)}
     gained = [check for check, ok in counted.items() if ok and check not in already]
     declared = _with_dependencies(canary.spec.requires)
-    undeclared = [d for d in run.imports if canonicalize_name(d) not in declared]
+    undeclared = _roots([d for d in run.imports if canonicalize_name(d) not in declared])
     note = "\nnote: imported from the environment, not declared in canary.toml `requires`: "
     note += ", ".join(undeclared)
     return CheckRun(
@@ -156,6 +157,14 @@ def credit(canary: Canary, base: Baseline, run: Tally) -> CheckRun:
         tampered=run.tampered,
         undeclared=undeclared,
     )
+
+
+def _roots(distributions: list[str]) -> list[str]:
+    """The distributions no other one in the list depends on: what the code imported by name."""
+    pulled_in = {
+        dependency for d in distributions for dependency in _with_dependencies((d,)) - {canonicalize_name(d)}
+    }
+    return [d for d in distributions if canonicalize_name(d) not in pulled_in]
 
 
 @cache
@@ -253,9 +262,8 @@ def _grade(canary: Canary, workspace: Workspace, episode: Episode, limits: Sandb
     pushed, diff = workspace.pushed(), workspace.diff_from_baseline()
 
     def verdict(outcome: Outcome, reason: str, checks: CheckRun, limit: Limit | None = None) -> Grade:
-        return Grade(
-            outcome, limit, reason, checks.passed, checks.total, checks.output, pushed, diff, checks.baseline
-        )
+        counts = (checks.passed, checks.total, checks.output)
+        return Grade(outcome, limit, reason, *counts, pushed, diff, checks.baseline, tuple(checks.undeclared))
 
     def unchecked() -> CheckRun:
         """What an attempt is credited with when its pushed tree is not run: nothing beyond the baseline."""

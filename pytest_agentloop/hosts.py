@@ -11,6 +11,7 @@ so a run's load/unload order can be shown afterwards.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -18,7 +19,7 @@ import re
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,6 +38,7 @@ from pytest_agentloop.memory import (
     Verdict,
     assumed_estimate,
     available_memory,
+    combined_estimate,
     estimate,
     overhead_for,
     reserved_estimate,
@@ -54,14 +56,13 @@ class HostTimeout(InfraError):
 
 @dataclass(frozen=True)
 class GuardSettings:
-    """How the memory guard judges a load. `co_resident` lets it admit a model beside a held one."""
+    """How the memory guard judges a load."""
 
     enabled: bool = True
     reserve_bytes: int = DEFAULT_RESERVE_BYTES
     margin_fraction: float = 0.10
     parallel: int = 1
     kv_bytes_per_elem: float = 2.0
-    co_resident: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,41 +129,43 @@ class HostManager:
         self._state_path = self.dir / "state.json"
 
     @contextmanager
-    def lease(self, model: str, context: int) -> Iterator[Lease]:
-        """Hold `model` loaded with at least `context` for the duration of the block."""
+    def lease(self, model: str, context: int, partners: Sequence[str] = ()) -> Iterator[Lease]:
+        """Hold `model` loaded with at least `context` for the duration of the block.
+
+        `partners` are the models that share the host with it in production (`[guard] co_resident`):
+        they are loaded with it, their combined fit is what the guard checks, and they stay loaded.
+        """
         token = f"{os.getpid()}:{uuid.uuid4().hex[:8]}"
         resolve = getattr(self.host, "resolve", None)  # the name the host serves it under, if it renames
-        model = str(resolve(model)) if callable(resolve) else model
-        granted = self._acquire(model, context, token)
+        model, *others = [str(resolve(m)) if callable(resolve) else m for m in (model, *partners)]
+        granted = self._acquire(model, context, token, others)
         try:
             yield granted
         finally:
-            self._release(model, token)
+            self._release([model, *others], token)
 
     # -- the steps -------------------------------------------------------------------------------
 
-    def _acquire(self, model: str, context: int, token: str) -> Lease:
+    def _acquire(self, model: str, context: int, token: str, partners: list[str]) -> Lease:
+        group = [model, *partners]
         deadline = time.monotonic() + self.waits.holders_s
         logged_wait = False
         while True:
             with self._locked(deadline, f"the lock for {model}"):
                 state = self._read_state()
                 loaded = {m.name: m for m in self.host.loaded_models()}
-                entry = state.get(model, {"context": 0, "holders": []})
-                current = loaded.get(model)
-                if current is not None and self._serves(current, entry["context"], context):
-                    state[model] = {
-                        "context": entry["context"] or context,
-                        "holders": [*entry["holders"], token],
-                    }
-                    self._write_state(state)
-                    self._log("reuse", model, context=context)
+                ready = {
+                    m
+                    for m in group
+                    if m in loaded and self._serves(loaded[m], state.get(m, {}).get("context", 0), context)
+                }
+                if ready == set(group):
+                    self._hold(state, group, context, token)
+                    self._log("reuse", model, context=context, partners=partners)
                     return Lease(model, context, reused=True, load_s=None, guard=None)
                 busy = sorted(m for m, e in state.items() if e["holders"])
-                if not busy or (
-                    self.guard.co_resident and model not in busy and self._judge(model, context).fits
-                ):
-                    return self._load(model, context, token, state, keep=set(busy))
+                if set(busy) <= set(group):
+                    return self._load(model, context, token, state, partners, keep=set(busy) | ready)
             if time.monotonic() >= deadline:
                 raise HostTimeout(
                     f"{self.host.name}: waited {self.waits.holders_s:.0f} s for other workers to release "
@@ -173,6 +176,12 @@ class HostManager:
                 logged_wait = True
             time.sleep(self.waits.poll_s)
 
+    def _hold(self, state: dict[str, Any], group: list[str], context: int, token: str) -> None:
+        for name in group:
+            entry = state.get(name, {"context": 0, "holders": []})
+            state[name] = {"context": entry["context"] or context, "holders": [*entry["holders"], token]}
+        self._write_state(state)
+
     def _serves(self, current: LoadedModel, leased_context: int, context: int) -> bool:
         """Loaded at `context` or more; a runtime whose chats carry their context (Ollama's `num_ctx`)
         must be at exactly it, or the first chat reloads the model at another size, outside the guard."""
@@ -180,13 +189,17 @@ class HostManager:
             return (current.context or leased_context) == context
         return max(current.context or 0, leased_context) >= context
 
-    def _load(self, model: str, context: int, token: str, state: dict[str, Any], keep: set[str]) -> Lease:
+    def _load(
+        self, model: str, context: int, token: str, state: dict[str, Any], partners: list[str], keep: set[str]
+    ) -> Lease:
+        group = [model, *partners]
         available = self.host.available_models()
-        if model not in available:
-            raise BackendError(
-                f"{self.host.name} has no model {model!r}; it has {', '.join(available) or 'none'}: "
-                "pull or copy it there first."
-            )
+        for name in group:
+            if name not in available:
+                raise BackendError(
+                    f"{self.host.name} has no model {name!r}; it has {', '.join(available) or 'none'}: "
+                    "pull or copy it there first."
+                )
         doomed = [m.name for m in self.host.loaded_models() if m.name not in keep]
         for name in doomed:
             self._log("unload", name)
@@ -201,34 +214,42 @@ class HostManager:
             )
             self._log("unloaded", ", ".join(doomed), seconds=seconds)
         self._write_state(state)
-        judged = self._guard_after_unload(model, context, recovering=bool(doomed))
-        self._log("load", model, context=context)
-        self.host.load(model, context)
-        seconds = self._wait_for(
-            lambda: model in {m.name for m in self.host.loaded_models()},
-            self.waits.load_s,
-            f"{model} not loaded {self.waits.load_s:.0f} s after asking; check the runtime's log.",
-        )
-        self._log("loaded", model, context=context, seconds=seconds)
-        state[model] = {"context": context, "holders": [token]}
-        self._write_state(state)
-        return Lease(model, context, reused=False, load_s=seconds, guard=judged.message if judged else None)
+        missing = [name for name in [*partners, model] if name not in keep]  # partners first, together
+        judged = self._guard_after_unload(missing, context, recovering=bool(doomed))
+        start = time.monotonic()
+        for name in missing:
+            self._log("load", name, context=context)
+            self.host.load(name, context)
+            seconds = self._wait_for(
+                functools.partial(self._is_loaded, name),
+                self.waits.load_s,
+                f"{name} not loaded {self.waits.load_s:.0f} s after asking; check the runtime's log.",
+            )
+            self._log("loaded", name, context=context, seconds=seconds)
+        self._hold(state, group, context, token)
+        load_s = round(time.monotonic() - start, 3)
+        return Lease(model, context, reused=False, load_s=load_s, guard=judged.message if judged else None)
 
-    def _guard_after_unload(self, model: str, context: int, recovering: bool) -> Verdict | None:
-        """Ask the guard; after an unload, give freed memory until the unload deadline to come back."""
-        if not self.guard.enabled:
+    def _is_loaded(self, model: str) -> bool:
+        return model in {m.name for m in self.host.loaded_models()}
+
+    def _guard_after_unload(self, models: list[str], context: int, recovering: bool) -> Verdict | None:
+        """Ask the guard about `models` together; after an unload, give freed memory until the unload
+        deadline to come back."""
+        if not self.guard.enabled or not models:
             return None
         deadline = time.monotonic() + (self.waits.unload_s if recovering else 0.0)
-        judged = self._judge(model, context)
+        judged = self._judge(models, context)
         while not judged.fits and time.monotonic() < deadline:
             time.sleep(self.waits.poll_s)
-            judged = self._judge(model, context)
+            judged = self._judge(models, context)
         if not judged.fits:
-            self._log("refused", model, context=context, message=judged.message)
+            self._log("refused", " + ".join(models), context=context, message=judged.message)
             raise ModelWontFit(judged.message)
         return judged
 
-    def _judge(self, model: str, context: int) -> Verdict:
+    def _judge(self, models: list[str], context: int) -> Verdict:
+        """Whether `models` fit together in what the host has free (one model: whether it fits)."""
         available = self.memory(self.guard.reserve_bytes)
         if available is None:
             return Verdict(
@@ -240,30 +261,35 @@ class HostManager:
             # vLLM's own rule: it starts or wakes only if its fraction of the device is free. That
             # fraction already leaves the rest to everyone else, so adding the margin and the reserve
             # again would demand 0.9 + 10% + 2 GiB, and a sleeping server could never be woken.
-            reserved = reserved_estimate(model, context, self.host.reserved_fraction, available.total)
-            return verdict(reserved, replace(available, reserve=0), 0.0)
-        try:
-            meta = self.host.model_metadata(model)
-        except MetadataError as exc:  # the runtime does not report the shape: size under a stated assumption
-            if exc.weights_bytes is None:
-                return Verdict(True, f"unsized: {exc}; loaded without a memory check")
-            sized = assumed_estimate(
-                model, context, self.guard.parallel, exc.weights_bytes, overhead_for(available)
-            )
-            judged = verdict(sized, available, self.guard.margin_fraction)
-            return replace(judged, message=f"{judged.message} [{ASSUMPTION}, since {exc}]")
-        sized = estimate(
-            meta, context, self.guard.parallel, self.guard.kv_bytes_per_elem, overhead_for(available)
-        )
-        return verdict(sized, available, self.guard.margin_fraction)
+            fraction = self.host.reserved_fraction
+            reserved = [reserved_estimate(m, context, fraction, available.total) for m in models]
+            return verdict(combined_estimate(reserved), replace(available, reserve=0), 0.0)
+        sized, assumed = [], []
+        for model in models:
+            try:
+                meta = self.host.model_metadata(model)
+            except MetadataError as exc:  # no shape reported: size under a stated assumption
+                if exc.weights_bytes is None:
+                    return Verdict(True, f"unsized: {exc}; loaded without a memory check")
+                overhead = overhead_for(available)
+                sized.append(
+                    assumed_estimate(model, context, self.guard.parallel, exc.weights_bytes, overhead)
+                )
+                assumed.append(f" [{ASSUMPTION}, since {exc}]")
+                continue
+            parallel, kv_elem = self.guard.parallel, self.guard.kv_bytes_per_elem
+            sized.append(estimate(meta, context, parallel, kv_elem, overhead_for(available)))
+        judged = verdict(combined_estimate(sized), available, self.guard.margin_fraction)
+        return replace(judged, message=judged.message + "".join(assumed))
 
-    def _release(self, model: str, token: str) -> None:
-        with self._locked(time.monotonic() + self.waits.holders_s, f"the lock to release {model}"):
+    def _release(self, group: list[str], token: str) -> None:
+        with self._locked(time.monotonic() + self.waits.holders_s, f"the lock to release {group[0]}"):
             state = self._read_state()
-            if model in state:
-                state[model]["holders"] = [h for h in state[model]["holders"] if h != token]
-                self._write_state(state)
-            self._log("release", model)
+            for model in group:
+                if model in state:
+                    state[model]["holders"] = [h for h in state[model]["holders"] if h != token]
+            self._write_state(state)
+            self._log("release", group[0])
 
     # -- plumbing --------------------------------------------------------------------------------
 

@@ -152,6 +152,22 @@ def assumed_estimate(
     )
 
 
+def combined_estimate(parts: list[Estimate]) -> Estimate:
+    """Models that share a host, as one: their parts summed (one model: itself, its shape kept for hints)."""
+    if len(parts) == 1:
+        return parts[0]
+    return Estimate(
+        model=" + ".join(p.model for p in parts),
+        context=parts[0].context,
+        parallel=parts[0].parallel,
+        weights=sum(p.weights for p in parts),
+        kv=sum(p.kv for p in parts),
+        graph=sum(p.graph for p in parts),
+        overhead=sum(p.overhead for p in parts),
+        reserved=sum(p.reserved for p in parts),
+    )
+
+
 def reserved_estimate(model: str, context: int, fraction: float, device_total: int) -> Estimate:
     """vLLM claims `--gpu-memory-utilization` of the device up front, whatever the model's size."""
     return Estimate(

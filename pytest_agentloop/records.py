@@ -90,14 +90,35 @@ class Turn(BaseModel):
     finish_reason: str | None = None
     native_tool_calls: int = 0  # calls the runtime itself parsed into `tool_calls`
     context_truncated: bool = False  # the server evaluated less than the history sent (truncation.py)
+    # The server sent no `usage`: `usage` then holds the harness's estimate (characters / 4).
+    usage_estimated: bool = False
+    retries: list[str] = Field(default_factory=list)  # why each failed try before this reply failed
+    # Serving telemetry (None where neither the server said nor the harness could measure it):
+    ttft_s: float | None = None  # time to first token: latency minus the server's decode time
+    prefill_tps: float | None = None  # prompt tokens evaluated per second
+    decode_tps: float | None = None  # generated tokens per second
+
+
+class FailedRequest(BaseModel):
+    """A request that brought no reply: a dead or hung server, or one cut off by the time budget."""
+
+    turn: int  # the turn it would have been
+    request_messages: int
+    request_chars: int
+    seconds: float  # wall time lost in it, retries included
+    error: str
+    cut_off: bool = False  # the attempt's time budget ended it, not the server
 
 
 class Transcript(BaseModel):
     spec: str = ""
     system_prompt: str = ""
     turns: list[Turn] = Field(default_factory=list)
+    failed_requests: list[FailedRequest] = Field(default_factory=list)
     final_diff: str = ""
     check_output: str = ""
+    # An external agent's end: exit status or signal, and the last lines of its stdout and stderr.
+    agent_stop: str = ""
 
 
 class Attempt(BaseModel):
@@ -141,6 +162,19 @@ class Attempt(BaseModel):
     budget: dict[str, float] = Field(default_factory=dict)
     model_info: dict[str, Any] = Field(default_factory=dict)
     host: str | None = None
+    # Replies cut at max_response_tokens (finish_reason "length"); None when the agent cannot say.
+    truncated_replies: int | None = 0
+    # The token count the budget was enforced on when a server sent no `usage` (characters / 4):
+    # prompt_tokens and completion_tokens are then null, never a 0 nobody measured.
+    estimated_tokens: int | None = None
+    infra_s: float = 0.0  # wall time lost in requests that failed (the server's, not the model's)
+    infra_reasons: list[str] = Field(default_factory=list)  # why each retried try was infra
+    # Serving telemetry: median time to first token, prompt and generation rates over the attempt;
+    # `telemetry` says where they come from ("server": its own timings; "measured": wall time).
+    ttft_s: float | None = None
+    prefill_tps: float | None = None
+    decode_tps: float | None = None
+    telemetry: str | None = None
     # The runtime silently cut a prompt to fit its context (truncation.py): the failure is the
     # context's, not the model's. None when no turn reported a prompt-token count.
     context_truncated: bool | None = None

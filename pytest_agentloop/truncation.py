@@ -32,7 +32,7 @@ def truncated_turns(turns: Sequence[Turn]) -> list[int]:
     whole: Turn | None = None
     thinking = 0  # reasoning characters sent since `whole`
     for turn in turns:
-        if not turn.usage.prompt_tokens:
+        if not turn.usage.prompt_tokens or turn.usage_estimated:  # an estimate says nothing of a cut
             continue
         if whole is None:
             whole = turn
@@ -49,7 +49,7 @@ def truncated_turns(turns: Sequence[Turn]) -> list[int]:
 
 def mark_truncation(transcript: Transcript) -> bool | None:
     """Flag the cut turns in `transcript`; True if any was cut, None when no turn reported its count."""
-    if not any(turn.usage.prompt_tokens for turn in transcript.turns):
+    if not any(turn.usage.prompt_tokens and not turn.usage_estimated for turn in transcript.turns):
         return None
     cut = set(truncated_turns(transcript.turns))
     for turn in transcript.turns:

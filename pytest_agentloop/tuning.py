@@ -71,7 +71,7 @@ def cell_factor(attempt: Attempt) -> str | None:
 
 
 def factor_winners(attempts: Sequence[Attempt]) -> dict[str, Winner]:
-    """Per factor, the value that beat the baseline on a paired test at the methodology's N, if any.
+    """Per factor, the value that beat the baseline on the exact test at the methodology's N, if any.
 
     A cell whose comparison says `better` below N=3 is not taken: that is the evidence the stats
     module refuses to call. Two winning values of one factor: the larger improvement wins.
@@ -156,7 +156,7 @@ def _combine_note(model: str, path: Path, winners: Mapping[str, Winner], present
     if not winners:
         return (
             f"{model}: no factor beat the baseline with enough evidence in {path} "
-            f"(a paired test at N>={MIN_REPETITIONS}); no combined cell, only the baseline runs."
+            f"(an exact test at N>={MIN_REPETITIONS}); no combined cell, only the baseline runs."
         )
     values = ", ".join(f"{w.factor}={w.value}" for w in winners.values())
     evidence = "; ".join(w.comparison.text for w in winners.values())

@@ -134,6 +134,9 @@ def test_default_settings_run_guarded_under_a_stated_assumption(pytester: pytest
     with LMStudioEmulator({MODEL: 5 * 2**30}, edits=FIX) as lmstudio:
         attempts = _run(pytester, lmstudio)
     assert lmstudio.loads == [("rest", MODEL, 8192)]
+    assert {(a.model_info["quantization"], a.model_info["architecture"]) for a in attempts} == {
+        ("Q4_K_M", "qwen3")
+    }
     (guard,) = {a.model_info["guard"] for a in attempts}
     assert (
         guard.startswith(f"fits: {MODEL} at context 8192: needs ")

@@ -1,9 +1,11 @@
 """The built-in canaries are sound: their solution passes, doing nothing fails, wrong work is caught.
 
-Every folder under canaries/ is checked automatically, through the real pipeline (workspace, Toolbox,
-sandboxed hidden checks, grading). Deliberately wrong solutions live as overlay folders under
-tests/canary_negatives/<canary-id>/<name>/ and are replayed with `ReferenceAgent(overlay=...)`; each one
-must have its expected verdict in NEGATIVES below, so a new overlay cannot go unchecked.
+Every folder under canaries/ is checked automatically with `agentloop validate`'s own code
+(tests/test_validate.py shows it catching deliberately broken canaries), through the real pipeline
+(workspace, Toolbox, sandboxed hidden checks, grading). Deliberately wrong solutions live as overlay
+folders under tests/canary_negatives/<canary-id>/<name>/ and are replayed with
+`ReferenceAgent(overlay=...)`; each one must have its expected verdict in NEGATIVES below, so a new
+overlay cannot go unchecked.
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ from typing import get_args
 
 import pytest
 
+from pytest_agentloop import CANARY_FILE
 from pytest_agentloop.agent.base import AgentTask, Episode
-from pytest_agentloop.agent.pseudo import NullAgent, ReferenceAgent
+from pytest_agentloop.agent.pseudo import ReferenceAgent
 from pytest_agentloop.attempt import run_attempt
 from pytest_agentloop.canary import Canary, Tier, load_canary
-from pytest_agentloop.grading import run_checks
 from pytest_agentloop.records import Attempt, Outcome, ToolCall, Transcript, Turn
 from pytest_agentloop.sandbox import SandboxLimits
-from pytest_agentloop.workspace import Workspace
+from pytest_agentloop.validate import validate_canary
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = ROOT / "canaries"
@@ -44,16 +46,6 @@ def test_the_suite_covers_every_tier() -> None:
     assert counts["heavy"] >= 3 and counts["trap"] >= 2, counts
 
 
-@ALL
-def test_layout(canary: Canary) -> None:
-    """canaries/<tier>/<id>/, a solution for every doable task, and budgets that grow with the tier."""
-    assert canary.root.parent.name == canary.tier
-    assert canary.root.name == canary.id
-    assert escalates(canary) or canary.solution_dir.is_dir()
-    for protected in canary.spec.checks.protected:
-        assert (canary.repo_dir / protected).is_file(), f"protected file {protected} is not in repo/"
-
-
 def test_budgets_grow_with_the_tier() -> None:
     tiers = get_args(Tier)
     turns = {tier: [c.spec.budget.turns for c in CANARIES.values() if c.tier == tier] for tier in tiers}
@@ -62,29 +54,22 @@ def test_budgets_grow_with_the_tier() -> None:
 
 
 @ALL
-def test_reference_passes(canary: Canary, tmp_path: Path) -> None:
-    result = attempt(canary, ReferenceAgent(), tmp_path)
-    assert result.outcome is Outcome.PASSED, result.reason
+def test_validate_finds_the_canary_sound(canary: Canary, tmp_path: Path) -> None:
+    """`agentloop validate` on each built-in canary: reference passes, null and the untouched push fail,
+    layout rules hold (id, tier, protected paths, solution, every hidden file collects), nothing
+    undeclared is imported."""
+    report = validate_canary(canary.root / CANARY_FILE, SandboxLimits(), parent=tmp_path)
+    assert report.problems == []
+    assert report.reference is not None and report.null is not None
     if escalates(canary):
-        assert result.reason.startswith("escalated as it should")
+        assert report.reference.reason.startswith("escalated as it should")
+        assert report.null.reason.startswith("silent_failure")
     else:
-        assert result.checks_passed == result.checks_total
-
-
-@ALL
-def test_null_fails(canary: Canary, tmp_path: Path) -> None:
-    result = attempt(canary, NullAgent(), tmp_path)
-    assert result.outcome is Outcome.FAILED
-    expected = "silent_failure" if escalates(canary) else "declared done without pushing"
-    assert result.reason.startswith(expected), result.reason
-
-
-@ALL
-def test_hidden_checks_fail_on_the_untouched_repo(canary: Canary, tmp_path: Path) -> None:
-    """The null agent stops at "not pushed"; this shows the checks themselves catch the unchanged code."""
-    with Workspace.create(canary, tmp_path) as workspace:
-        checks = run_checks(canary, workspace, SandboxLimits())
-    assert not checks.all_passed, checks.summary
+        assert report.reference.checks_passed == report.reference.checks_total
+        assert report.null.reason.startswith("declared done without pushing")
+        # Nothing reached origin: the null agent is credited nothing beyond the starting repo.
+        assert report.null.checks_passed == 0
+        assert report.null.checks_baseline == report.reference.checks_baseline
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,19 @@ def test_a_chat_without_num_ctx_reloads_at_the_default_context(ollama: OllamaEmu
     assert ollama.loads == [(SMALL.name, 8192), (SMALL.name, 4096)]
 
 
+def test_a_model_loaded_at_another_context_is_reloaded_at_the_leased_one(
+    ollama: OllamaEmulator, tmp_path: Path
+) -> None:
+    """/api/ps context_length: a model someone loaded at 4096 (`ollama run`, a chat without num_ctx)
+    is not reused for an 8192 lease, since every chat at 8192 would reload it outside the guard."""
+    OllamaBackend(ModelSpec.parse(f"ollama:{SMALL.name}"), ollama.url).chat(
+        ChatRequest(messages=[{"role": "user", "content": "hi"}], max_tokens=8)
+    )
+    with HostManager(OllamaHost(ollama.url, poll_s=0.01), root=tmp_path).lease(SMALL.name, 8192) as lease:
+        assert not lease.reused and ollama.loaded == {SMALL.name: 8192}
+    assert ollama.loads == [(SMALL.name, 4096), (SMALL.name, 8192)]
+
+
 def test_the_leased_context_is_what_every_chat_runs_at(ollama: OllamaEmulator, tmp_path: Path) -> None:
     """docs/api.md: options.num_ctx on each /api/chat; /api/ps context_length shows the loaded one."""
     manager = HostManager(OllamaHost(ollama.url), root=tmp_path)
@@ -121,5 +134,6 @@ def test_a_run_on_ollama_records_the_effective_context(
     ]
     assert {a.model_info.get("num_ctx") for a in attempts} == {8192}
     assert {a.model_info.get("context") for a in attempts} == {8192}
+    assert all(len(a.model_info.get("chat_template_sha256") or "") == 64 for a in attempts)
     assert ollama.loads == [(SMALL.name, 8192)]
     assert {b["options"]["num_ctx"] for b in ollama.seen("POST", "/api/chat")} == {8192}

@@ -170,3 +170,17 @@ def test_counters_only_and_dead_end() -> None:
     assert not profile.from_transcripts and profile.share(profile.prose) == "n/a (no transcripts)"
     dead = waste_profiles(runs("NNN", turns=1))[0]
     assert dead.dead_end and TEMPLATE_FIX in dead.findings[0]
+
+
+def test_the_results_file_keeps_the_pooled_diagnosis() -> None:
+    """The terminal and the card show the pooled line: the results file must carry it too."""
+    from pytest_agentloop.results import Results
+
+    results = Results({"started": "x"})
+    results.attempts = _three_canaries(turns="BBB", tokens="BBB", both="BBB")
+    (pooled,) = results.document()["pooled_diagnoses"]
+    assert (pooled["model"], pooled["canary"], pooled["verdict"]) == (
+        "m",
+        "3 over-budget canaries",
+        "capability ceiling",
+    )

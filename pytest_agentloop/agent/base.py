@@ -13,11 +13,20 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from pytest_agentloop.canary import Canary
 from pytest_agentloop.cells import Cell
 from pytest_agentloop.records import Limit, Transcript
+from pytest_agentloop.telemetry import Serving
 
 if TYPE_CHECKING:
     from pytest_agentloop.agent.tools import Toolbox
 
 EndReason = Literal["finished", "escalated", "budget_exceeded", "infra_error"]
+HARNESS_ERROR_CHARS = 300
+
+
+def harness_error(exc: BaseException) -> str:
+    """The reason of an attempt a harness bug ended: its class and message, one line, never a traceback."""
+    text = " ".join(str(exc).split())
+    text = text if len(text) <= HARNESS_ERROR_CHARS else text[: HARNESS_ERROR_CHARS - 1] + "…"
+    return f"harness error: {type(exc).__name__}" + (f": {text}" if text else "")
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,10 @@ class Episode:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     model_s: float = 0.0
+    truncated_replies: int = 0  # replies cut at max_response_tokens (finish_reason "length")
+    tokens_estimated: bool = False  # some reply came without usage: the token counts are estimates
+    infra_s: float = 0.0  # wall time lost in failed requests
+    serving: Serving = field(default_factory=Serving)
     fingerprint: dict[str, object] = field(default_factory=dict)
     # Counters the agent could not report (an external agent without a transcript): recorded as
     # null in the Attempt, never as 0.

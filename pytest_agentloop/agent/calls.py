@@ -4,6 +4,8 @@ Native calls (the runtime parsed them into `tool_calls`) come first. When there 
 recovered from the text: `<tool_call>{...}</tool_call>` tags (or LM Studio's `[TOOL_REQUEST]` ones),
 ```json fences, then bare JSON objects shaped like a call. Every failure is sub-typed (bad_json,
 unknown_tool, bad_arguments, truncated), so "cannot format" can be told apart from "cannot code".
+No reply text makes parsing raise: JSON nested past MAX_JSON_DEPTH is a bad_json call, and lone
+surrogates in decoded strings become U+FFFD (a file written with them could not be encoded).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from pytest_agentloop.backends.base import ChatResponse, RawToolCall
+from pytest_agentloop.backends.base import ChatResponse, JsonTooDeep, RawToolCall, clean_json
 from pytest_agentloop.records import CallSource, MalformedCall, MalformedKind, ToolCall
 
 # Hermes/Qwen `<tool_call>` tags, and LM Studio's fallback for templates without native tool support.
@@ -97,12 +99,9 @@ def _text_candidates(content: str, truncated: bool) -> Iterator[tuple[str, Any]]
 def _decode_block(block: str, *, closed: bool, truncated: bool) -> Iterator[tuple[str, Any]]:
     raw = block.strip()
     try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        if truncated and not closed:
-            yield raw, _Malformed("truncated", _CUT)
-        else:
-            yield raw, _Malformed("bad_json", f"not valid JSON ({exc.msg} at character {exc.pos})")
+        value = _loads(raw)
+    except _Malformed as exc:
+        yield raw, _Malformed("truncated", _CUT) if truncated and not closed else exc
         return
     for item in value if isinstance(value, list) else [value]:
         yield raw, item
@@ -114,7 +113,8 @@ def _bare_objects(content: str, truncated: bool) -> Iterator[tuple[str, Any]]:
     while position != -1:
         try:
             value, end = _DECODER.raw_decode(content, position)
-        except json.JSONDecodeError:
+            value = clean_json(value)
+        except (ValueError, RecursionError):  # not JSON here, or nested past any call's need
             if truncated and _CALL_START.match(content, position):
                 yield content[position:], _Malformed("truncated", _CUT)
                 return
@@ -149,16 +149,24 @@ def _arguments(arguments: str | dict[str, Any] | Any, truncated: bool) -> dict[s
         if not arguments.strip():
             return {}
         try:
-            arguments = json.loads(arguments)
-        except json.JSONDecodeError as exc:
+            arguments = _loads(arguments, "arguments are ")
+        except _Malformed:
             if truncated:
                 raise _Malformed("truncated", _CUT) from None
-            raise _Malformed(
-                "bad_json", f"arguments are not valid JSON ({exc.msg} at character {exc.pos})"
-            ) from None
+            raise
     if not isinstance(arguments, dict):
         raise _Malformed("bad_json", f"arguments must be a JSON object, got {type(arguments).__name__}")
     return arguments
+
+
+def _loads(text: str, prefix: str = "") -> Any:
+    """JSON text decoded and cleaned (see `clean_json`), or the _Malformed that says why not."""
+    try:
+        return clean_json(json.loads(text))
+    except json.JSONDecodeError as exc:
+        raise _Malformed("bad_json", f"{prefix}not valid JSON ({exc.msg} at character {exc.pos})") from None
+    except (JsonTooDeep, RecursionError):
+        raise _Malformed("bad_json", "JSON nested too deep for a tool call") from None
 
 
 def _validated(

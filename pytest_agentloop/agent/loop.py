@@ -3,6 +3,16 @@ escalates, or a budget (turns, tokens, wall time) runs out.
 
 The harness's own cost per turn must stay flat as the history grows (a run can reach hundreds of
 turns), so the history's size is kept as a running total and nothing re-serializes it per turn.
+
+A hung or dead server is never scored against the model: every request (with its retries) shares
+the attempt's remaining time, a request that fails is recorded in the transcript with its reasons,
+and the time it lost is infra (a request the budget cut off counts as lost when it ran HUNG_FACTOR
+times longer than the slowest reply before it). An attempt whose model never answered within the
+budget, or whose budget went to failed requests beyond INFRA_SHARE, is an infra_error, not a model
+outcome. A server that sends
+no `usage` leaves the token counts unknown; the token budget is then enforced on an estimate of
+CHARS_PER_TOKEN characters a token. Anything unexpected inside the loop ends the episode as an
+infra_error naming the harness error, with the transcript so far.
 """
 
 from __future__ import annotations
@@ -14,14 +24,19 @@ from typing import Any
 
 from pytest_agentloop import progress
 from pytest_agentloop.agent import prompts
-from pytest_agentloop.agent.base import AgentTask, EndReason, Episode
+from pytest_agentloop.agent.base import AgentTask, EndReason, Episode, harness_error
 from pytest_agentloop.agent.calls import ParsedCalls, parse_reply
 from pytest_agentloop.agent.tools import TOOL_ARGS
-from pytest_agentloop.backends.base import Backend, ChatRequest, ChatResponse, InfraError
+from pytest_agentloop.backends.base import Backend, BackendError, ChatRequest, ChatResponse, InfraError
 from pytest_agentloop.cells import CellSettings
-from pytest_agentloop.records import Limit, ToolResult, Transcript, Turn
+from pytest_agentloop.records import FailedRequest, Limit, ToolResult, Transcript, Turn, Usage
 
-REQUEST_TIMEOUT_S = 300.0
+REQUEST_TIMEOUT_S = 300.0  # the cap on one try; all tries of a request share the attempt's time left
+CHARS_PER_TOKEN = 4  # the stated token estimate when a server reports no usage
+INFRA_SHARE = 0.1  # a time budget that ran out with more than this share lost to failed requests: infra
+# A request the budget cut off after running this many times longer than the attempt's slowest
+# answered one is a hung server, not a slow model: its time counts as lost (infra).
+HUNG_FACTOR = 10.0
 _THINK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL)
 
 
@@ -51,24 +66,53 @@ class LoopAgent:
         system = prompts.system_prompt(schemas, settings.tool_mode, settings.directives)
         spec = prompts.task_message(task.canary)
         episode = Episode(end="budget_exceeded", transcript=Transcript(spec=spec, system_prompt=system))
+        try:
+            return self._run(task, episode, schemas, system, spec)
+        except BackendError:  # the user's to fix (a refused key, a request the server never accepts)
+            raise
+        except Exception as exc:  # a harness bug must cost one infra_error, never the attempt's record
+            return _ended(episode, "infra_error", reason=harness_error(exc))
+
+    def _run(
+        self, task: AgentTask, episode: Episode, schemas: list[dict[str, Any]], system: str, spec: str
+    ) -> Episode:
+        settings = task.cell.settings
         history = _History()
         history.add({"role": "system", "content": system})
         history.add({"role": "user", "content": spec})
         json_schema = prompts.constrained_schema(schemas) if settings.tool_mode == "constrained" else None
         tools = schemas if settings.tool_mode == "native" else []
-        deadline = time.monotonic() + task.budget.seconds
+        budget_s = task.budget.seconds
+        deadline = time.monotonic() + budget_s
         for index in range(task.budget.turns):
             left = deadline - time.monotonic()
             if left <= 0:
-                return _ended(episode, "budget_exceeded", limit=Limit.TIME)
-            request = _request(settings, history.messages, tools, json_schema, min(REQUEST_TIMEOUT_S, left))
+                return _time_up(episode, budget_s)
+            request = _request(
+                settings, history.messages, tools, json_schema, min(REQUEST_TIMEOUT_S, left), deadline
+            )
             sent_messages, sent_chars = len(history.messages), history.chars
+            asked = time.monotonic()
             try:
                 response = self.backend.chat(request)
             except InfraError as exc:
-                if time.monotonic() >= deadline:
-                    return _ended(episode, "budget_exceeded", limit=Limit.TIME)
-                return _ended(episode, "infra_error", reason=str(exc))
+                failed = FailedRequest(
+                    turn=index,
+                    request_messages=sent_messages,
+                    request_chars=sent_chars,
+                    seconds=round(time.monotonic() - asked, 3),
+                    error=str(exc),
+                    cut_off=exc.cut_off,
+                )
+                episode.transcript.failed_requests.append(failed)
+                if not exc.cut_off:
+                    episode.infra_s += failed.seconds
+                    return _ended(episode, "infra_error", reason=str(exc))
+                episode.infra_s += exc.lost_s  # the tries that failed before the budget cut the last one
+                slowest = max((turn.latency_s for turn in episode.transcript.turns), default=0.0)
+                if failed.seconds - exc.lost_s > HUNG_FACTOR * slowest:
+                    episode.infra_s += failed.seconds - exc.lost_s
+                return _time_up(episode, budget_s)
             parsed = parse_reply(response, TOOL_ARGS, f"call_{index}")
             results = _execute(task, parsed)
             _feed_back(history, settings, response, parsed, results)
@@ -79,8 +123,39 @@ class LoopAgent:
             if task.toolbox.ended:
                 return _ended(episode, task.toolbox.ended, reason=task.toolbox.end_message)
             if episode.prompt_tokens + episode.completion_tokens > task.budget.tokens:
-                return _ended(episode, "budget_exceeded", limit=Limit.TOKENS)
+                estimated = " (estimated: the server reported no usage)" if episode.tokens_estimated else ""
+                why = f"tokens budget exhausted{estimated}"
+                return _ended(episode, "budget_exceeded", limit=Limit.TOKENS, reason=why)
         return _ended(episode, "budget_exceeded", limit=Limit.TURNS)
+
+
+def _time_up(episode: Episode, budget_s: float) -> Episode:
+    """The time budget ran out: the model's outcome only if it answered and the budget went to it."""
+    if episode.turns == 0:
+        return _ended(
+            episode,
+            "infra_error",
+            reason=(
+                f"no reply within the {budget_s:g}s time budget: the server is hung or overloaded, or the "
+                "model is far too slow for this budget (the cut-off request is in the transcript)"
+            ),
+        )
+    if episode.infra_s > INFRA_SHARE * budget_s:
+        reasons = "; ".join(
+            dict.fromkeys(
+                [r for turn in episode.transcript.turns for r in turn.retries]
+                + [f.error for f in episode.transcript.failed_requests]
+            )
+        )
+        return _ended(
+            episode,
+            "infra_error",
+            reason=(
+                f"the {budget_s:g}s time budget ran out with {episode.infra_s:.1f}s of it lost in failed "
+                f"requests: {reasons or 'see the transcript'}"
+            ),
+        )
+    return _ended(episode, "budget_exceeded", limit=Limit.TIME)
 
 
 def _request(
@@ -89,6 +164,7 @@ def _request(
     tools: list[dict[str, Any]],
     json_schema: dict[str, Any] | None,
     timeout_s: float,
+    deadline: float,
 ) -> ChatRequest:
     return ChatRequest(
         messages=messages,
@@ -100,6 +176,7 @@ def _request(
         reasoning=settings.reasoning,
         json_schema=json_schema,
         timeout_s=timeout_s,
+        deadline=deadline,
     )
 
 
@@ -154,6 +231,8 @@ def _record(
     parsed: ParsedCalls,
     results: list[ToolResult],
 ) -> None:
+    usage = response.usage or _estimate(sent_chars, response)
+    telemetry = episode.serving.add(response, None if response.usage is None else usage.completion_tokens)
     episode.transcript.turns.append(
         Turn(
             index=index,
@@ -164,19 +243,34 @@ def _record(
             calls=parsed.calls,
             malformed=parsed.malformed,
             results=results,
-            usage=response.usage,
+            usage=usage,
             latency_s=response.latency_s,
             finish_reason=response.finish_reason,
             native_tool_calls=len(response.tool_calls),
+            usage_estimated=response.usage is None,
+            retries=response.retries,
+            ttft_s=telemetry.ttft_s,
+            prefill_tps=telemetry.prefill_tps,
+            decode_tps=telemetry.decode_tps,
         )
     )
     episode.tool_calls += len(parsed.calls)
     episode.malformed_tool_calls += len(parsed.malformed)
     episode.redundant_tool_calls += sum(r.redundant for r in results)
     episode.text_tool_calls += sum(c.source == "text" for c in parsed.calls)
-    episode.prompt_tokens += response.usage.prompt_tokens
-    episode.completion_tokens += response.usage.completion_tokens
+    episode.prompt_tokens += usage.prompt_tokens
+    episode.completion_tokens += usage.completion_tokens
+    episode.tokens_estimated |= response.usage is None
+    episode.truncated_replies += response.finish_reason == "length"
+    episode.infra_s += response.infra_s
     episode.model_s += response.model_s if response.model_s is not None else response.latency_s
+
+
+def _estimate(sent_chars: int, response: ChatResponse) -> Usage:
+    """Tokens at CHARS_PER_TOKEN characters each, for a reply whose server sent no `usage`."""
+    said = len(response.content) + len(response.reasoning or "")
+    said += sum(len(c.name) + len(str(c.arguments)) for c in response.tool_calls)
+    return Usage(prompt_tokens=sent_chars // CHARS_PER_TOKEN, completion_tokens=said // CHARS_PER_TOKEN)
 
 
 def _ended(episode: Episode, end: EndReason, *, limit: Limit | None = None, reason: str = "") -> Episode:

@@ -21,7 +21,7 @@ from pytest_agentloop.analysis.stats import (
     more_runs,
     scored,
 )
-from pytest_agentloop.records import Attempt, Outcome, Turn
+from pytest_agentloop.records import Attempt, Limit, Outcome, Turn
 
 BASELINE = "baseline"
 BUDGETS = ("turns", "tokens")
@@ -36,6 +36,8 @@ CeilingVerdict = Literal[
     "inconclusive",
     "incomplete sweep",
     "context truncated",
+    "replies truncated",  # cut at max_response_tokens: raise that, not turns or tokens
+    "time limit",  # the wall-clock budget, not turns or tokens
 ]
 CEILING: dict[str, CeilingVerdict] = {
     "turns": "turn ceiling",
@@ -47,6 +49,9 @@ CEILING: dict[str, CeilingVerdict] = {
 CAPABILITY_MARGIN = 0.30
 RaiseKind = Literal["turns", "tokens", "both"]
 KINDS: tuple[RaiseKind, ...] = ("turns", "tokens", "both")
+# Over-budget runs with finish_reason "length" on at least this share of their turns were cut short
+# by max_response_tokens: a model that cannot finish a call runs out of turns without being slow.
+TRUNCATED_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -179,6 +184,10 @@ def _diagnose(model: str, label: str, base_runs: list[Attempt], probes: Probes) 
             "capability",
         )
 
+    wire = wire_diagnosis(base_runs)
+    if wire is not None:  # replies cut short, or the clock: turn and token advice would be wrong
+        return made(*wire)
+
     fixed = [(kind, c) for kind, (_, c) in results.items() if c.verdict == "better"]
     if fixed:
         kind, comparison = max(fixed, key=lambda item: (item[0] != "both", item[1].ci_low))
@@ -198,6 +207,29 @@ def _diagnose(model: str, label: str, base_runs: list[Attempt], probes: Probes) 
             "turns=x2, tokens=x2 and a cell raising both, to tell the ceilings apart",
         )
     return made("inconclusive", _what_settles(results))
+
+
+def wire_diagnosis(runs: Sequence[Attempt]) -> tuple[CeilingVerdict, str] | None:
+    """Over-budget runs that the turn and token budgets do not explain: replies cut at
+    max_response_tokens (finish_reason "length" on TRUNCATED_SHARE of their turns or more), or the
+    time limit in most of them. None when neither explains them."""
+    over = [a for a in runs if a.outcome is Outcome.BUDGET_EXCEEDED]
+    turns = sum(a.turns or 0 for a in over)
+    cut = sum(a.truncated_replies or 0 for a in over)
+    if turns and cut >= TRUNCATED_SHARE * turns:
+        return (
+            "replies truncated",
+            f"replies cut at max_response_tokens in {cut} of {turns} turns of the over-budget runs; raise "
+            "max_response_tokens (more turns or tokens will not help)",
+        )
+    timed = sum(a.limit is Limit.TIME for a in over)
+    if over and 2 * timed > len(over):
+        return (
+            "time limit",
+            f"{timed} of {len(over)} over-budget runs ran out of time; raise the canary's budget.seconds "
+            "or serve the model faster (more turns or tokens will not help)",
+        )
+    return None
 
 
 def _what_settles(results: dict[RaiseKind, tuple[str, Comparison]]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pytest_agentloop.backends.base import BackendError, InfraError
 from pytest_agentloop.backends.lifecycle import LoadedModel, ModelMetadata
 from pytest_agentloop.backends.openai import CHECK_TIMEOUT_S, OpenAIBackend, Wire, root_url, wait_until
 from pytest_agentloop.memory import MetadataError
@@ -22,7 +23,18 @@ class LMStudioBackend(OpenAIBackend):
     """A model on LM Studio's /v1/chat/completions (JIT loading answers for any downloaded model)."""
 
     def fingerprint(self) -> dict[str, Any]:
-        return {**super().fingerprint(), "runtime": "lmstudio"}
+        """The OpenAI listing names the model only; the REST listing adds what compare and the card need."""
+        facts = {**super().fingerprint(), "runtime": "lmstudio"}
+        host = LMStudioHost(self.base_url, api_key=self.api_key)
+        try:
+            entry = next((m for m in host.models() if m["key"] == self.spec.model), None)
+        except (InfraError, BackendError):
+            entry = None
+        finally:
+            host.close()
+        if entry is not None:
+            facts.update({key: entry[key] for key in ("architecture", "quantization", "size_bytes")})
+        return facts
 
 
 def normalize(entry: dict[str, Any]) -> dict[str, Any]:

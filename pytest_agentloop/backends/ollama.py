@@ -8,6 +8,7 @@ by polling /api/ps, because a runner can hang in "Stopping…" (ollama#7606).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -18,9 +19,23 @@ from pytest_agentloop.backends.base import (
     InfraError,
     ModelSpec,
     RawToolCall,
+    ServingTiming,
 )
 from pytest_agentloop.backends.lifecycle import LoadedModel, ModelMetadata
-from pytest_agentloop.backends.openai import OpenAIBackend, Wire, root_url, wait_until
+from pytest_agentloop.backends.openai import (
+    CHECK_TIMEOUT_S,
+    OpenAIBackend,
+    Wire,
+    count_of,
+    model_seconds,
+    parse_tool_calls,
+    root_url,
+    seconds_of,
+    shape_of,
+    string_of,
+    text_of,
+    wait_until,
+)
 from pytest_agentloop.records import Usage
 
 DEFAULT_URL = "http://127.0.0.1:11434"
@@ -60,29 +75,34 @@ def to_ollama_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def parse_ollama_chat(data: Any) -> ChatResponse:
-    """A non-streamed /api/chat reply -> ChatResponse (durations are nanoseconds)."""
+    """A non-streamed /api/chat reply -> ChatResponse (durations are nanoseconds).
+
+    Every field is read with its type checked (openai.py's readers), so no body shape raises; the
+    prompt and generation durations also give the serving telemetry (prefill and decode rates).
+    """
     message = data.get("message") if isinstance(data, dict) else None
-    if not isinstance(message, dict):
-        raise InfraError(f"ollama /api/chat reply has no message: {str(data)[:200]}")
+    if not isinstance(data, dict) or not isinstance(message, dict):
+        raise InfraError(f"ollama /api/chat reply has no message: {shape_of(data)}")
     calls = [
-        RawToolCall(
-            id=str(call.get("id") or ""),
-            name=str((call.get("function") or {}).get("name") or ""),
-            arguments=(call.get("function") or {}).get("arguments") or {},
-        )
-        for call in message.get("tool_calls") or []
+        RawToolCall(id=call.id, name=call.name, arguments=call.arguments or {})
+        for call in parse_tool_calls(message.get("tool_calls"))
     ]
-    nanoseconds = (data.get("prompt_eval_duration") or 0) + (data.get("eval_duration") or 0)
+    prompt, completion = count_of(data.get("prompt_eval_count")), count_of(data.get("eval_count"))
+    timing = ServingTiming(
+        prefill_tokens=prompt,
+        prefill_s=seconds_of(data.get("prompt_eval_duration"), 1e9),
+        decode_tokens=completion,
+        decode_s=seconds_of(data.get("eval_duration"), 1e9),
+    )
+    known = prompt is not None and completion is not None
     return ChatResponse(
-        content=message.get("content") or "",
-        reasoning=message.get("thinking") or None,
+        content=text_of(message.get("content")),
+        reasoning=text_of(message.get("thinking")) or None,
         tool_calls=calls,
-        finish_reason="tool_calls" if calls else data.get("done_reason"),
-        usage=Usage(
-            prompt_tokens=int(data.get("prompt_eval_count") or 0),
-            completion_tokens=int(data.get("eval_count") or 0),
-        ),
-        model_s=nanoseconds / 1e9 if nanoseconds else None,
+        finish_reason="tool_calls" if calls else string_of(data.get("done_reason")),
+        usage=Usage(prompt_tokens=prompt or 0, completion_tokens=completion or 0) if known else None,
+        model_s=model_seconds(timing),
+        timing=None if timing == ServingTiming() else timing,
     )
 
 
@@ -108,6 +128,7 @@ class OllamaBackend(OpenAIBackend):
         )
         self.num_ctx = num_ctx
         self.keep_alive = keep_alive
+        self._template: str | None = None
 
     @staticmethod
     def model_entries(data: Any) -> list[dict[str, Any]]:
@@ -156,7 +177,18 @@ class OllamaBackend(OpenAIBackend):
             "quantization": ((entry or {}).get("details") or {}).get("quantization_level"),
             "size_bytes": (entry or {}).get("size"),
             "num_ctx": self.num_ctx,
+            "chat_template_sha256": self._template_sha256(),
         }
+
+    def _template_sha256(self) -> str | None:
+        """The chat template decides tool calling; /api/show gives it (read once, as it changes only with
+        the model)."""
+        if self._template is None:
+            response = self.send("POST", "/api/show", CHECK_TIMEOUT_S, json={"model": self.spec.model})
+            data = self.json_of(response) if response.status_code == 200 else {}
+            template = data.get("template") if isinstance(data, dict) else None
+            self._template = hashlib.sha256(template.encode()).hexdigest() if template else ""
+        return self._template or None
 
 
 class OllamaHost(Wire):

@@ -18,7 +18,7 @@ from pytest_agentloop.backends.lifecycle import ManagedHost
 BackendFactory = Callable[[ModelSpec, "str | None", Mapping[str, Any]], Backend]
 HostFactory = Callable[["str | None", Mapping[str, Any]], ManagedHost]
 
-HTTP_OPTIONS = ("api_key", "retries", "backoff_s", "extra_body")
+HTTP_OPTIONS = ("api_key", "retries", "backoff_s", "extra_body", "max_tokens_field")
 
 
 def _http_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -41,13 +41,20 @@ def _embedded(spec: ModelSpec, host: str | None, options: Mapping[str, Any]) -> 
             "for a llama-server you started yourself use llamacpp:MODEL --agent-host URL"
         )
     n_ctx = int(options.get("context") or DEFAULT_N_CTX)
-    return EmbeddedBackend(spec, n_ctx=n_ctx, threads=options.get("threads"))
+    return EmbeddedBackend(
+        spec,
+        n_ctx=n_ctx,
+        threads=options.get("threads"),
+        parallel=int(options.get("parallel") or 1),
+        shared_dir=options.get("shared_dir"),
+    )
 
 
 def _ollama(spec: ModelSpec, host: str | None, options: Mapping[str, Any]) -> Backend:
     from pytest_agentloop.backends.ollama import DEFAULT_URL, OllamaBackend
 
-    http = {k: v for k, v in _http_options(options).items() if k != "api_key"}
+    # Ollama's native API takes neither a key nor max_tokens (its cap is options.num_predict).
+    http = {k: v for k, v in _http_options(options).items() if k not in ("api_key", "max_tokens_field")}
     return OllamaBackend(
         spec,
         host or DEFAULT_URL,

@@ -22,6 +22,7 @@ from pytest_agentloop.analysis.verdicts import below_minimum, best_cell, compari
 from pytest_agentloop.records import Attempt
 from pytest_agentloop.report.said_once import said_once
 from pytest_agentloop.report.stack import stack_rows
+from pytest_agentloop.telemetry import serving_lines
 
 TIER_HEADER = ("cell", "tier", "pass/N", "pass^3")
 WASTE_HEADER = ("cell", "turns", "malformed", "redundant", "no-op edits", "prose")
@@ -88,9 +89,7 @@ def render_card(
                 *_section("Where it ran", facts, "no fingerprint recorded"),
                 *_section("Serving stack", stack_rows(own)),
                 *_section("Pass/N per tier (95% Wilson interval)", tiers, "no attempts", TIER_HEADER),
-                *_section(
-                    "Cells against the baseline (paired)", [f"- {c.text}" for c in comparisons(own).values()]
-                ),
+                *_section("Cells against the baseline", [f"- {c.text}" for c in comparisons(own).values()]),
                 *_section("Ceilings", ceilings, "none hit"),
                 *_section("Wasted turns (share of all turns)", waste, header=WASTE_HEADER),
                 *_section(
@@ -99,6 +98,7 @@ def render_card(
                     "none found",
                 ),
                 *_section("Cost per pass", [f"- {row.describe()}" for row in cost_rows(own, prices)]),
+                *_section("Serving", [f"- {line}" for line in serving_lines(own)], "not measured"),
             ]
         )
         + "\n"

@@ -67,6 +67,7 @@ def write_summary(terminalreporter: Any, attempts: Sequence[Attempt], results_pa
     from pytest_agentloop.analysis.verdicts import below_minimum, summarize
     from pytest_agentloop.report.said_once import said_once
     from pytest_agentloop.report.stack import guard_notes
+    from pytest_agentloop.telemetry import serving_lines
 
     summaries = summarize(attempts)
     terminalreporter.write_sep("=", "agentloop summary")
@@ -79,5 +80,7 @@ def write_summary(terminalreporter: Any, attempts: Sequence[Attempt], results_pa
         terminalreporter.write_line(said.line())
     for note in guard_notes(attempts):
         terminalreporter.write_line(note)
+    for line in serving_lines(attempts):  # first token, prefill and decode rates; a throughput drop
+        terminalreporter.write_line(f"serving {line}")
     if results_path is not None:
         terminalreporter.write_line(f"results: {results_path}")

@@ -65,6 +65,7 @@ class OllamaEmulator(RuntimeServer):
         self.loaded: dict[str, int] = {}  # name -> context
         self.loads: list[tuple[str, int]] = []  # every (re)load, in order: what the guard never saw
         self.truncated: list[tuple[int, int]] = []  # (tokens sent, tokens evaluated) per cut prompt
+        self.serving: list[list[str]] = []  # the models loaded at each chat
         self.behaviour = BEHAVIOURS[behaviour]
         self.script = Script(list(edits))
 
@@ -104,6 +105,7 @@ class OllamaEmulator(RuntimeServer):
         return 200, self._chat(name, body)
 
     def _chat(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.serving.append(sorted(self.loaded))
         context = self.loaded[name]
         kept = fit_messages(list(body["messages"]), body.get("tools"), context)
         sent, evaluated = (
@@ -170,6 +172,7 @@ class OllamaEmulator(RuntimeServer):
                 f"{arch}.embedding_length": m.embedding,
                 f"{arch}.context_length": m.context_max,
             },
+            "template": "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}",
             "capabilities": ["completion", "tools", "thinking"],
         }
 

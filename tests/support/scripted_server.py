@@ -6,6 +6,12 @@ count its own earlier turns), which makes the episode a loop should produce exac
 after the first redundant, and so on. The server runs in a thread of the test process, so a
 pytester subprocess can reach it through `--agent-host`.
 
+Faults are behaviours too: a reply may carry its own `status`, `headers` (e.g. Retry-After), a
+`raw` body sent verbatim (HTML error pages, truncated JSON, fuzzed bytes), a `delay_s` before it
+is sent (a hung one-slot server), or `usage: None` (a server that reports no usage). With
+`decode_tps` the replies carry llama.cpp-style `timings` at that generation rate (a number, or a
+function of the request count, to emulate a server that slows down).
+
 Manual run: `python -m tests.support.scripted_server --behaviour solve --port 8089`.
 """
 
@@ -21,12 +27,18 @@ from types import TracebackType
 from typing import Any
 
 Edits = Sequence[tuple[str, str]]
-Reply = dict[
-    str, Any
-]  # {"content", "tool_calls"?, "finish_reason"?, "usage"?, "thinking_tokens"?} or {"status": 500}
+# {"content", "tool_calls"?, "finish_reason"?, "usage"?, "thinking_tokens"?} or {"status": 500}, plus
+# the fault keys "headers", "raw" (bytes or str, sent as is), "delay_s" (seconds before replying).
+Reply = dict[str, Any]
 Behaviour = Callable[["ScriptedServer", dict[str, Any]], Reply]
+Rate = float | Callable[[int], float]
 
 MODEL = "scripted"
+HANG_S = 600.0  # a "hung" server's silence; stopping the server ends it at once
+OPENAI_MAX_TOKENS_400 = (
+    "Unsupported parameter: 'max_tokens' is not supported with this model. "
+    "Use 'max_completion_tokens' instead."
+)
 BEHAVIOURS: dict[str, Behaviour] = {}
 
 
@@ -138,12 +150,127 @@ def _burns_tokens(server: ScriptedServer, body: dict[str, Any]) -> Reply:
     return reply
 
 
+def bash_steps(edits: Edits) -> list[str]:
+    """A shell agent's way through a task: write each file with a heredoc, run the tests, submit."""
+    writes = [
+        f"mkdir -p \"$(dirname {path})\" && cat > {path} <<'AGENTLOOP_EOF'\n{text}AGENTLOOP_EOF"
+        for path, text in edits
+    ]
+    return [*writes, "python -m pytest -q", "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"]
+
+
+@behaviour("bash_solve")
+def _bash_solve(server: ScriptedServer, body: dict[str, Any]) -> Reply:
+    """mini-swe-agent's protocol (v2): one `bash` tool call per reply, and
+    `echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT` as the last one. The agent commits nothing
+    itself: its wrapper command commits and pushes."""
+    steps, turn = bash_steps(server.edits), own_turns(body)
+    reply = native(("bash", {"command": steps[min(turn, len(steps) - 1)]}), turn=turn)
+    reply["content"] = "THOUGHT: next step."
+    return reply
+
+
+@behaviour("bash_solve_as_text")
+def _bash_solve_as_text(server: ScriptedServer, body: dict[str, Any]) -> Reply:
+    """The same steps written as `<tool_call>` text, as a small model whose template ignores `tools` does."""
+    steps, turn = bash_steps(server.edits), own_turns(body)
+    return as_text("bash", {"command": steps[min(turn, len(steps) - 1)]})
+
+
+@behaviour("bash_forever")
+def _bash_forever(server: ScriptedServer, body: dict[str, Any]) -> Reply:
+    """Lists the files on every turn and never submits: only a turn budget stops it."""
+    return native(("bash", {"command": "ls"}), turn=own_turns(body))
+
+
+@behaviour("whole_file_edit")
+def _whole_file_edit(server: ScriptedServer, body: dict[str, Any]) -> Reply:
+    """aider's `whole` edit format: the file's path on a line, then its whole new content fenced."""
+    blocks = [f"{path}\n```\n{text}```" for path, text in server.edits]
+    return {"content": "Here is the fix.\n\n" + "\n\n".join(blocks), "finish_reason": "stop"}
+
+
 @behaviour("flaky")
 def _flaky(server: ScriptedServer, body: dict[str, Any]) -> Reply:
     """Every second request fails with a 500; the others solve. Retries must absorb the failures."""
     if server.request_count % 2 == 1:
         return {"status": 500}
     return _solve(server, body)
+
+
+@behaviour("hang")
+def _hang(server: ScriptedServer, body: dict[str, Any]) -> Reply:
+    """A one-slot server stuck on an earlier request: it accepts the connection and never answers."""
+    return {"delay_s": HANG_S, **_solve(server, body)}
+
+
+@behaviour("hang_every_other")
+def _hang_every_other(server: ScriptedServer, body: dict[str, Any]) -> Reply:
+    """Every second request hangs (a slot stuck now and then); the others solve."""
+    if server.request_count % 2 == 1:
+        return _hang(server, body)
+    return _solve(server, body)
+
+
+@behaviour("rate_limited")
+def _rate_limited(server: ScriptedServer, body: dict[str, Any]) -> Reply:
+    """OpenAI's 429 with `Retry-After` (seconds or an HTTP-date, `server.retry_after`) on the first
+    request; the retry after the wait is answered."""
+    if server.request_count == 0:
+        value = server.retry_after() if callable(server.retry_after) else server.retry_after
+        return {"status": 429, "headers": {"Retry-After": value}}
+    return _solve(server, body)
+
+
+@behaviour("content_parts")
+def _content_parts(server: ScriptedServer, body: dict[str, Any]) -> Reply:
+    """`message.content` as a list of text parts (OpenAI, vLLM): the text calls are split across parts."""
+    reply = _solve_as_text(server, body)
+    text = reply["content"]
+    middle = len(text) // 2
+    reply["content"] = [{"type": "text", "text": text[:middle]}, {"type": "text", "text": text[middle:]}]
+    return reply
+
+
+@behaviour("no_usage")
+def _no_usage(server: ScriptedServer, body: dict[str, Any]) -> Reply:
+    """A server that reports no `usage` (and no timings): token counts are unknown."""
+    return {**_solve(server, body), "usage": None}
+
+
+@behaviour("truncating")
+def _truncating(server: ScriptedServer, body: dict[str, Any]) -> Reply:
+    """Every reply ends with finish_reason "length" (cut at max_tokens): the first two in the middle
+    of a text tool call, the rest still carrying a whole native call."""
+    turn = own_turns(body)
+    if turn < 2:
+        cut = '<tool_call>{"name": "write_file", "arguments": {"path": "calc.py", "con'
+        return {"content": cut, "finish_reason": "length"}
+    return {**native(solve_steps(server.edits)[min(turn - 2, 4)], turn=turn), "finish_reason": "length"}
+
+
+@behaviour("wants_max_completion_tokens")
+def _wants_max_completion_tokens(server: ScriptedServer, body: dict[str, Any]) -> Reply:
+    """OpenAI's o-series and newer models: a permanent 400 for `max_tokens`, naming the field to use."""
+    if "max_tokens" in body:
+        error = {"message": OPENAI_MAX_TOKENS_400, "type": "invalid_request_error", "param": "max_tokens"}
+        return {"status": 400, "error": error}
+    return _solve(server, body)
+
+
+@behaviour("refuses_request")
+def _refuses_request(server: ScriptedServer, body: dict[str, Any]) -> Reply:
+    """A permanent 400 for a parameter the server does not take (as OpenAI words it)."""
+    error = {"message": "Unrecognized request argument supplied: top_k", "type": "invalid_request_error"}
+    return {"status": 400, "error": error}
+
+
+@behaviour("fuzz")
+def _fuzz(server: ScriptedServer, body: dict[str, Any]) -> Reply:
+    """Whatever `server.fuzz` makes of the request (tests/support/fuzz_bodies.py): any bytes at all."""
+    if server.fuzz is None:
+        raise ValueError("the fuzz behaviour needs ScriptedServer(fuzz=...)")
+    return server.fuzz(server, body)
 
 
 @behaviour("down")
@@ -163,12 +290,19 @@ class ScriptedServer:
         latency_s: float = 0.0,
         host: str = "127.0.0.1",
         port: int = 0,
+        retry_after: str | Callable[[], str] = "1",  # a callable: computed as the reply is sent
+        decode_tps: Rate | None = None,
+        fuzz: Behaviour | None = None,
     ) -> None:
         if behaviour not in BEHAVIOURS:
             raise ValueError(f"unknown behaviour {behaviour!r}; use one of: {', '.join(sorted(BEHAVIOURS))}")
         self.behaviour = BEHAVIOURS[behaviour]
         self.edits = list(edits)
         self.latency_s = latency_s
+        self.retry_after = retry_after
+        self.decode_tps = decode_tps
+        self.fuzz = fuzz
+        self.stopping = threading.Event()  # ends every hung reply when the server stops
         self.requests: list[dict[str, Any]] = []
         self.request_count = 0  # chat requests so far, including those answered with an error
         self._lock = threading.Lock()
@@ -191,6 +325,7 @@ class ScriptedServer:
         return self
 
     def stop(self) -> None:
+        self.stopping.set()
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
@@ -203,43 +338,62 @@ class ScriptedServer:
     ) -> None:
         self.stop()
 
-    def reply(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        """The HTTP status and JSON body for one chat request."""
+    def reply(self, body: dict[str, Any]) -> tuple[int, dict[str, Any] | bytes, dict[str, str]]:
+        """The HTTP status, body (JSON, or raw bytes) and extra headers for one chat request."""
         with self._lock:
             self.requests.append(body)
             scripted = self.behaviour(self, body)
             count = self.request_count
             self.request_count += 1
-        if self.latency_s:
-            time.sleep(self.latency_s)
-        status = scripted.get("status", 200)
+        delay = self.latency_s + float(scripted.get("delay_s", 0.0))
+        if delay:
+            self.stopping.wait(delay)
+        status, headers = int(scripted.get("status", 200)), dict(scripted.get("headers") or {})
+        if "raw" in scripted:
+            raw = scripted["raw"]
+            data = raw if isinstance(raw, bytes) else str(raw).encode("utf-8", "surrogatepass")
+            return status, data, headers
         if status != 200:
-            return status, {
-                "error": {"message": f"scripted failure on request {count}", "type": "server_error"}
+            error = scripted.get("error") or {
+                "message": f"scripted failure on request {count}",
+                "type": "server_error",
             }
-        return 200, _completion(body, scripted, count, self.latency_s)
+            return status, {"error": error}, headers
+        return 200, _completion(body, scripted, count, self.latency_s, self._rate(count)), headers
+
+    def _rate(self, count: int) -> float | None:
+        return self.decode_tps(count) if callable(self.decode_tps) else self.decode_tps
 
 
-def _completion(body: dict[str, Any], scripted: Reply, number: int, latency_s: float) -> dict[str, Any]:
+def _completion(
+    body: dict[str, Any], scripted: Reply, number: int, latency_s: float, decode_tps: float | None
+) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": scripted.get("content", "")}
     if scripted.get("tool_calls"):
         message["tool_calls"] = scripted["tool_calls"]
-    usage = dict(scripted.get("usage") or _usage(body, message))
-    usage["completion_tokens"] += scripted.get("thinking_tokens", 0)  # a model that thinks at length
-    return {
+    reply = {
         "id": f"chatcmpl-{number}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body.get("model", MODEL),
         "choices": [{"index": 0, "message": message, "finish_reason": scripted.get("finish_reason", "stop")}],
-        "usage": {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]},
-        "timings": {
-            "prompt_n": usage["prompt_tokens"],
-            "prompt_ms": latency_s * 250.0,
-            "predicted_n": usage["completion_tokens"],
-            "predicted_ms": latency_s * 750.0,
-        },
     }
+    if "usage" in scripted and scripted["usage"] is None:
+        return reply  # a server that reports neither usage nor timings
+    usage = dict(scripted.get("usage") or _usage(body, message))
+    usage["completion_tokens"] += scripted.get("thinking_tokens", 0)  # a model that thinks at length
+    reply["usage"] = {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}
+    prompt_ms, predicted_ms = latency_s * 250.0, latency_s * 750.0
+    if decode_tps:  # llama.cpp's own report: prefill ten times the decode rate
+        prompt_ms = usage["prompt_tokens"] / (10 * decode_tps) * 1000
+        predicted_ms = usage["completion_tokens"] / decode_tps * 1000
+    reply["timings"] = {
+        "prompt_n": usage["prompt_tokens"],
+        "prompt_ms": prompt_ms,
+        "predicted_n": usage["completion_tokens"],
+        "predicted_ms": predicted_ms,
+    }
+    return reply
 
 
 def _usage(body: dict[str, Any], message: dict[str, Any]) -> dict[str, int]:
@@ -247,6 +401,37 @@ def _usage(body: dict[str, Any], message: dict[str, Any]) -> dict[str, int]:
     prompt_chars = sum(len(m.get("content") or "") for m in body.get("messages", []))
     prompt_chars += len(json.dumps(body.get("tools", [])))
     return {"prompt_tokens": prompt_chars // 4 + 1, "completion_tokens": len(json.dumps(message)) // 4 + 1}
+
+
+def stream_chunks(completion: dict[str, Any], include_usage: bool) -> list[dict[str, Any]]:
+    """A `chat.completion` cut into the `chat.completion.chunk` deltas a streaming runtime sends."""
+    choice = completion["choices"][0]
+    message = choice["message"]
+    head = {key: completion[key] for key in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return head | {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    chunks = [chunk({"role": "assistant", "content": ""})]
+    content = message.get("content") or ""
+    chunks += [chunk({"content": content[i : i + 7]}) for i in range(0, len(content), 7)]
+    for index, call in enumerate(message.get("tool_calls") or []):
+        arguments = call["function"]["arguments"]
+        first = {
+            "index": index,
+            "id": call["id"],
+            "type": "function",
+            "function": {"name": call["function"]["name"], "arguments": ""},
+        }
+        chunks.append(chunk({"tool_calls": [first]}))
+        chunks += [
+            chunk({"tool_calls": [{"index": index, "function": {"arguments": arguments[i : i + 5]}}]})
+            for i in range(0, len(arguments), 5)
+        ]
+    chunks.append(chunk({}, choice["finish_reason"]))
+    if include_usage:
+        chunks.append(head | {"choices": [], "usage": completion["usage"]})
+    return chunks
 
 
 def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
@@ -273,14 +458,39 @@ def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
             except json.JSONDecodeError:
                 self._send(400, {"error": {"message": "request body is not JSON"}})
                 return
-            self._send(*server.reply(body))
+            status, payload, headers = server.reply(body)
+            if body.get("stream") and status == 200 and isinstance(payload, dict):
+                self._stream(payload, bool((body.get("stream_options") or {}).get("include_usage")))
+            else:
+                self._send(status, payload, headers)
 
-        def _send(self, status: int, payload: dict[str, Any]) -> None:
-            data = json.dumps(payload).encode()
+        def _stream(self, completion: dict[str, Any], include_usage: bool) -> None:
+            """The reply as OpenAI's SSE chunks: role, content in small pieces, each tool call's
+            arguments split across deltas, finish_reason, then usage (when asked) and [DONE]."""
+            try:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                for chunk in stream_chunks(completion, include_usage):
+                    self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+                    self.wfile.flush()
+                self.wfile.write(b"data: [DONE]\n\n")
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            self.close_connection = True
+
+        def _send(
+            self, status: int, payload: dict[str, Any] | bytes, headers: dict[str, str] | None = None
+        ) -> None:
+            raw = isinstance(payload, bytes)
+            data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
             try:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "text/html" if raw else "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
             except (BrokenPipeError, ConnectionResetError):

@@ -1,0 +1,66 @@
+"""What grading costs per attempt: the clean export, the sandboxed checks with sentinels, the baseline.
+
+Run: `python benchmarks/bench_grading.py [canary_dir] [-n 10]`. Replays the canary's reference
+solution into fresh workspaces and times each step of grading; the baseline run (once per canary
+and process) is timed apart. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from pytest_agentloop.canary import load_canary
+from pytest_agentloop.grading import _BASELINES, baseline, run_checks
+from pytest_agentloop.grading_export import export_commit
+from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.workspace import Workspace
+
+DEFAULT = Path(__file__).resolve().parent.parent / "canaries" / "heavy" / "provider-timeouts"
+
+
+def _summary(label: str, seconds: list[float]) -> str:
+    ms = sorted(s * 1000 for s in seconds)
+    return f"{label:<22} n={len(ms)}  median={statistics.median(ms):7.1f} ms  max={ms[-1]:7.1f} ms"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("canary", nargs="?", type=Path, default=DEFAULT)
+    parser.add_argument("-n", type=int, default=10)
+    args = parser.parse_args()
+    canary = load_canary(args.canary / "canary.toml")
+    limits = SandboxLimits().for_canary(canary)
+    first_baseline, export, checks = [], [], []
+    with tempfile.TemporaryDirectory(prefix="agentloop-bench-") as parent:
+        for _ in range(args.n):
+            with Workspace.create(canary, parent=Path(parent)) as workspace:
+                for path in sorted(p for p in canary.solution_dir.rglob("*") if p.is_file()):
+                    target = workspace.root / path.relative_to(canary.solution_dir)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(path.read_bytes())
+                workspace.commit("reference")
+                workspace.push()
+                _BASELINES.clear()
+                start = time.perf_counter()
+                baseline(canary, workspace, limits)
+                first_baseline.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                with tempfile.TemporaryDirectory() as scratch:
+                    export_commit(workspace.origin, workspace.pushed_head(), Path(scratch) / "tree")
+                export.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                run = run_checks(canary, workspace, limits)  # the baseline is cached from here on
+                checks.append(time.perf_counter() - start)
+                assert run.all_passed, run.summary
+    print(f"canary {canary.id}: {run.checks} hidden checks + 4 sentinels, engine {limits.engine}")
+    print(_summary("clean export", export))
+    print(_summary("checks (export+run)", checks))
+    print(_summary("baseline (once/canary)", first_baseline))
+
+
+if __name__ == "__main__":
+    main()
