@@ -1,10 +1,11 @@
-"""Harness overhead per turn of the agent loop, as the history grows to 200 turns.
+"""The whole agent-loop turn, as the history grows to 200 turns, with the model server in its own process.
 
-Harness time of a turn = the turn's wall time minus the time spent inside the backend's HTTP call,
-i.e. from one reply's return to the next request's send: parsing, running the tool, feeding the
-result back, recording the turn and building the next request. The model is the scripted loopback
-server at zero latency, so nothing but the harness (and the tool) is measured. Target: <= 2 ms median
-at 200 turns of history (a peer harness spends ~60 ms).
+The scripted loopback server (zero latency) runs as a separate process, as a real runtime would, so
+everything this process spends on a turn is the harness's: building and JSON-encoding the request
+(the whole history, every turn), the HTTP client, parsing the reply, running the tool, recording the
+turn. Printed per turn: this process's CPU time (what the harness costs, whatever else the machine
+runs), and the wall time split into outside the HTTP call and inside it (which includes the server).
+Target: <= 2 ms of harness CPU per turn at 200 turns of history (a peer harness spends ~60 ms).
 
 Run from the repository root: `python -m benchmarks.bench_loop [--turns 200]`.
 """
@@ -12,9 +13,14 @@ Run from the repository root: `python -m benchmarks.bench_loop [--turns 200]`.
 from __future__ import annotations
 
 import argparse
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +33,6 @@ from pytest_agentloop.canary import load_canary
 from pytest_agentloop.cells import Cell
 from pytest_agentloop.sandbox import SandboxLimits
 from pytest_agentloop.workspace import Workspace
-from tests.support.scripted_server import ScriptedServer
 from tests.support.tiny_canary import write_tiny_canary
 
 
@@ -38,6 +43,7 @@ class TimedBackend:
         self.backend = backend
         self.spec = backend.spec
         self.calls: list[tuple[float, float]] = []
+        self.cpu: list[float] = []  # this process's CPU time as each reply returned
 
     def chat(self, request: ChatRequest) -> ChatResponse:
         started = time.perf_counter()
@@ -45,6 +51,7 @@ class TimedBackend:
             return self.backend.chat(request)
         finally:
             self.calls.append((started, time.perf_counter()))
+            self.cpu.append(time.process_time())
 
     def fingerprint(self) -> dict[str, Any]:
         return self.backend.fingerprint()
@@ -53,15 +60,44 @@ class TimedBackend:
         self.backend.close()
 
 
-def measure(turns: int) -> tuple[list[float], list[float]]:
-    """Harness seconds between each reply and the next request, and seconds inside each HTTP call."""
+@contextmanager
+def server_process(behaviour: str) -> Iterator[str]:
+    """The scripted server in a process of its own; yields its base URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.support.scripted_server",
+            "--behaviour",
+            behaviour,
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = process.stdout.readline() if process.stdout else ""  # "serving ... at URL": it listens
+        if "serving" not in line:
+            raise RuntimeError(f"the scripted server did not start: {line!r}")
+        yield line.split(" at ", 1)[1].split(" ", 1)[0]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def measure(turns: int) -> tuple[list[float], list[float], list[float]]:
+    """Per turn: this process's CPU seconds, wall seconds outside the HTTP call, seconds inside it."""
     with (
         tempfile.TemporaryDirectory(prefix="bench-loop-") as scratch,
-        ScriptedServer("loop_one_call") as server,
+        server_process("loop_one_call") as url,
     ):
         canary = load_canary(write_tiny_canary(Path(scratch) / "canary"))
         with Workspace.create(canary, parent=Path(scratch)) as workspace:
-            backend = TimedBackend(OpenAIBackend(ModelSpec.parse("openai:scripted"), server.url))
+            backend = TimedBackend(OpenAIBackend(ModelSpec.parse("openai:scripted"), url))
             task = AgentTask(
                 canary=canary,
                 cell=Cell(id="baseline"),
@@ -73,26 +109,29 @@ def measure(turns: int) -> tuple[list[float], list[float]]:
             finally:
                 backend.close()
     assert episode.turns == turns, f"the episode ended early: {episode.end} {episode.reason}"
+    cpu = [after - before for before, after in zip(backend.cpu, backend.cpu[1:], strict=False)]
     gaps = [nxt[0] - prev[1] for prev, nxt in zip(backend.calls, backend.calls[1:], strict=False)]
-    return gaps, [end - start for start, end in backend.calls]
+    return cpu, gaps, [end - start for start, end in backend.calls[1:]]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=200)
     options = parser.parse_args()
-    gaps, http = measure(options.turns)
-    gaps_ms = [gap * 1000 for gap in gaps]
-    last = gaps_ms[-50:]
-    print(f"turns: {options.turns} (scripted loopback server, zero latency, read_file each turn)")
-    print(f"harness ms/turn, all turns:    median {statistics.median(gaps_ms):.3f}  max {max(gaps_ms):.3f}")
-    print(
-        f"harness ms/turn, last 50:      median {statistics.median(last):.3f}  "
-        f"p90 {statistics.quantiles(last, n=10)[-1]:.3f}  (target <= 2 ms; a peer harness: ~60 ms)"
-    )
-    print(
-        f"inside the HTTP call, last 50: median {statistics.median(http[-50:]) * 1000:.3f} ms (not harness)"
-    )
+    cpu, gaps, http = measure(options.turns)
+    ms = lambda values: [value * 1000 for value in values]  # noqa: E731
+    print(f"turns: {options.turns} (scripted server in its own process, zero latency, read_file each turn)")
+    for name, values in (
+        ("harness CPU", ms(cpu)),
+        ("wall outside HTTP", ms(gaps)),
+        ("wall inside HTTP", ms(http)),
+    ):
+        last = values[-50:]
+        print(
+            f"{name + ' ms/turn':<26} first 50 median {statistics.median(values[:50]):.3f}  "
+            f"last 50 median {statistics.median(last):.3f}  p90 {statistics.quantiles(last, n=10)[-1]:.3f}"
+        )
+    print("target: harness CPU <= 2 ms/turn at 200 turns of history (a peer harness: ~60 ms)")
 
 
 if __name__ == "__main__":

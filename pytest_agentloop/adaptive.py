@@ -89,7 +89,7 @@ class AdaptiveRepetition:
         key: Key = (model.spec.raw, canary.id)
         settled = self._settled(key, cell.id)
         if settled is not None:
-            from pytest_agentloop.items import skip_attempt
+            from pytest_agentloop.skips import skip_attempt
 
             runs = len(self.runs[key][cell.id])
             skip_attempt(f"agentloop adaptive: {cell.id} {settled.describe(runs, self.most)}")

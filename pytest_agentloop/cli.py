@@ -1,6 +1,6 @@
 """The `agentloop` console script: look at results after the run, from a results file or the store.
 
-    agentloop report SOURCE... [--html PATH] [--cards DIR]           rebuild summary, HTML, cards
+    agentloop report SOURCE... [--run ID] [--html PATH] [--cards DIR]  rebuild summary, HTML, cards
     agentloop view SOURCE... [-o PATH] [--store URL]                   one HTML file to explore a run
     agentloop compare A B [--model M]                                  two runs side by side, per model
     agentloop compare SOURCE --models M1 M2                            two models of one run
@@ -9,7 +9,9 @@
     agentloop validate canaries/                                       are these canaries sound?
 
 SOURCE is a results file (--agent-json) or a store URL (sqlite:///..., postgresql://...); a store
-URL may end in `#RUN_ID` to pick a run (default: the latest).
+URL may end in `#RUN_ID` (or `report --run ID`) to pick a run (default: the latest): every CI shard
+that ran with that `--agent-run-id` is in it, each attempt once. A results file whose run was killed
+is compacted from its journal first.
 """
 
 from __future__ import annotations
@@ -52,12 +54,14 @@ def load(source: str) -> tuple[str, list[Attempt]]:
     return label, attempts
 
 
-def load_run(source: str) -> tuple[str, dict[str, Any], list[Attempt]]:
-    """(label, run section, attempts) of one run, from a results file or `STORE_URL[#RUN_ID]`."""
+def load_run(source: str, run: str | None = None) -> tuple[str, dict[str, Any], list[Attempt]]:
+    """(label, run section, attempts) of one run, from a results file (compacted from its journal first
+    when a killed run left it behind) or `STORE_URL[#RUN_ID]` (`run` when given, else the latest)."""
     if _is_store(source):
         from pytest_agentloop.store import StoreError, open_store
 
         url, _, run_id = source.partition("#")
+        run_id = run or run_id
         try:
             store = open_store(url)
         except StoreError as exc:
@@ -72,17 +76,22 @@ def load_run(source: str) -> tuple[str, dict[str, Any], list[Attempt]]:
             return f"run {run_id}", store.run_info(run_id), store.attempts(run_id)
         finally:
             store.close()
-    from pytest_agentloop.results import load_results
+    from pytest_agentloop.results import compact_journal, journal_beside, load_results
 
+    path = Path(source)
     try:
-        run, attempts = load_results(Path(source), transcripts=True)
+        compacted = compact_journal(path)
+        if compacted is not None:
+            print(f"compacted {compacted} attempts from {journal_beside(path)} into {path}", file=sys.stderr)
+        info, attempts = load_results(path, transcripts=True)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    return f"{source} ({run.get('started', '?')})", run, attempts
+    return f"{source} ({info.get('started', '?')})", info, attempts
 
 
-def merged(sources: Sequence[str]) -> tuple[str, list[Attempt], dict[str, str]]:
-    """Several sources as one run: an attempt found twice (a resumed run's file and its store) counts once.
+def merged(sources: Sequence[str], run: str | None = None) -> tuple[str, list[Attempt], dict[str, str]]:
+    """Several sources as one run: an attempt found twice (a resumed run's file and its store, a CI
+    shard's file and the shared store's run) counts once.
 
     Two different attempts with one identity are two runs of the same thing, not parts of one run:
     pooled, they would count twice and break the pairing by repetition, so they are refused. The
@@ -90,7 +99,7 @@ def merged(sources: Sequence[str]) -> tuple[str, list[Attempt], dict[str, str]]:
     """
     from pytest_agentloop.results import attempt_identity
 
-    loaded = [load_run(source) for source in sources]
+    loaded = [load_run(source, run) for source in sources]
     seen: dict[tuple[Any, ...], tuple[str, Attempt]] = {}
     attempts = []
     for label, _, part in loaded:
@@ -137,7 +146,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from pytest_agentloop.report.decide import write_decide
     from pytest_agentloop.report.terminal import write_summary
 
-    label, attempts, machine = merged(args.sources)
+    label, attempts, machine = merged(args.sources, args.run_id)
     prices = _prices(args.config, attempts)
     write_summary(_Out(), attempts, None)
     write_decide(_Out(), attempts, prices)
@@ -321,6 +330,13 @@ def _parser() -> argparse.ArgumentParser:
         "sources",
         nargs="+",
         help="results files or store URL[#RUN_ID]; several are merged (e.g. one per CI job or host)",
+    )
+    report.add_argument(
+        "--run",
+        dest="run_id",
+        metavar="ID",
+        help="the run to read from a store (default: the latest): every CI shard that ran with that "
+        "--agent-run-id, each attempt once",
     )
     report.add_argument("--html", type=Path, help="write a standalone HTML verdict here")
     report.add_argument("--cards", type=Path, help="write one finding card per model into this folder")

@@ -38,7 +38,7 @@ class EmbeddedSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     context: int = Field(8192, ge=512)  # context (KV cache) the in-process llama.cpp server starts with
-    threads: int | None = Field(None, ge=1)  # CPU threads for the embedded server (default: every core)
+    threads: int | None = Field(None, ge=1)  # embedded server threads (default: usable cores)
 
 
 class GuardConfig(BaseModel):
@@ -105,7 +105,8 @@ class Settings(BaseModel):
     # The results history and CI gates (store/, gates.py): also on the command line, which wins.
     store: str | None = None  # results history URL: sqlite:///PATH or postgresql://... (none: no history)
     gates: list[str] = Field(default_factory=list)  # CI gates, e.g. "lite:pass_rate>=0.9"; unmet ones fail
-    resume: bool = False  # continue the store's interrupted run, skipping the attempts it already holds
+    resume: bool = False  # continue an interrupted run (run_id's, else the one with these settings)
+    run_id: str | None = None  # the run this session joins (CI shards share one); none: a new run
     # [agents.NAME] tables for `external:NAME` specs; validated in agent/external.py.
     agents: dict[str, Any] = Field(default_factory=dict)
 

@@ -130,10 +130,7 @@ def run_hidden(canary: Canary, tree: Path, limits: SandboxLimits) -> Tally:
     if hidden.exists() or hidden.is_symlink():
         raise FileExistsError(f"{hidden} already exists")
     sentinels = _Sentinels.make()
-    written = {
-        **{k: v for k, v in canary.hidden_files.items()},
-        **{k: v.encode() for k, v in sentinels.files.items()},
-    }
+    written = {**canary.hidden_files, **{k: v.encode() for k, v in sentinels.files.items()}}
     for name, content in written.items():
         path = hidden / name
         path.parent.mkdir(parents=True, exist_ok=True)

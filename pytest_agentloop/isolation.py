@@ -95,9 +95,11 @@ def bwrap_argv(view: View, tmp_mb: int) -> list[str]:
             argv += ["--ro-bind", str(host), str(host)]
     for name in _ETC:
         argv += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    # The private /tmp first: an interpreter (or venv) that lives under the host's /tmp is bound
+    # on top of it, not hidden by it.
+    argv += ["--size", str(tmp_mb * _MB), "--tmpfs", SANDBOX_TMP, "--dir", SANDBOX_HOME]
     for path in _python_roots():
         argv += ["--ro-bind", str(path), str(path)]
-    argv += ["--size", str(tmp_mb * _MB), "--tmpfs", SANDBOX_TMP, "--dir", SANDBOX_HOME]
     for path in (view.cwd, *view.writable):
         argv += ["--bind", str(path), str(path)]
     for path in view.readonly():
@@ -180,7 +182,10 @@ def _podman_problem(image: str | None) -> str | None:
     if shutil.which("podman") is None:
         return f"sandbox: podman is not installed; install it (`apt-get install podman`) or {fix}."
     with tempfile.TemporaryDirectory(prefix="agentloop-probe-") as scratch:
-        argv = [*podman_argv(View(Path(scratch)), image, f"agentloop-probe-{Path(scratch).name}", {}, {}, 1)]
+        ulimits = {"RLIMIT_NOFILE": 1024, "RLIMIT_NPROC": 256}  # as a real run sets them
+        argv = podman_argv(
+            View(Path(scratch)), image, f"agentloop-probe-{Path(scratch).name}", {}, ulimits, 1
+        )
         failure = _run_probe([*argv, "true"])
     return None if failure is None else f"sandbox: podman cannot run {image} here ({failure}); {fix}."
 

@@ -9,30 +9,24 @@ parses them: the attempt record carries its own identity.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_agentloop.canary import Canary, CanaryError, load_canary
 from pytest_agentloop.cells import Cell
 from pytest_agentloop.records import Attempt, Outcome
+from pytest_agentloop.runner import runner_of
+from pytest_agentloop.state import runner_key
 
 if TYPE_CHECKING:
     from _pytest._code.code import ExceptionInfo, TerminalRepr
 
-    from pytest_agentloop.runner import ModelRun
-
-
-def skip_attempt(reason: str) -> NoReturn:
-    """Skip the running canary item, reported at the canary (`-rs` groups skips per canary file),
-    not at the plugin line that decided it, as a skip mark would be."""
-    raise pytest.skip.Exception(reason, _use_item_location=True)
+    from pytest_agentloop.scheduling import ModelRun
 
 
 class CanaryFile(pytest.File):
     def collect(self) -> Iterator[CanaryItem]:
-        from pytest_agentloop.runner import runner_key
-
         runner = self.config.stash.get(runner_key, None)
         if runner is None:
             raise CanaryError(
@@ -84,8 +78,6 @@ class CanaryItem(pytest.Item):
         self.add_marker(getattr(pytest.mark, canary.tier))
 
     def runtest(self) -> None:
-        from pytest_agentloop.runner import runner_of
-
         self.attempt = runner_of(self.config).run(self)
         if self.attempt.outcome is not Outcome.PASSED:
             raise AttemptNotPassed(self.attempt)

@@ -6,14 +6,16 @@ plugin installed): heavy modules are imported only once a run actually involves 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Generator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import pytest
 
 from pytest_agentloop import CANARY_FILE
 from pytest_agentloop.fixtures import canary_workspace  # noqa: F401  (offered to every test session)
+from pytest_agentloop.state import RUN_ID_INPUT, run_id_key, runner_key
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -101,11 +103,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="write one Markdown finding card per model here",
     )
     group.addoption(
+        "--agent-run-id",
+        dest="agent_run_id",
+        metavar="ID",
+        help="the run this session belongs to (default: a new one, printed in the header); CI shards "
+        "that pass the same ID join one run in one store",
+    )
+    group.addoption(
         "--agent-resume",
         action="store_true",
         default=None,
         dest="agent_resume",
-        help="continue the store's interrupted run: skip attempts it already holds",
+        help="continue an interrupted run in the store, skipping attempts it holds: the one --agent-run-id "
+        "names, else the latest unfinished run with these settings",
     )
     group.addoption(
         "--agent-no-smoke",
@@ -143,6 +153,7 @@ def _settings(config: pytest.Config) -> Any:
         "store": opt.agent_store,
         "gates": opt.agent_gates,
         "resume": opt.agent_resume,
+        "run_id": opt.agent_run_id,
     }
     try:
         table, source = find_config_table(config.rootpath, explicit)
@@ -156,32 +167,12 @@ def _is_configured(config: pytest.Config) -> bool:
     opt = config.option
     if opt.agent_models or opt.agent_config or opt.agent_repeat or opt.agent_json or opt.agent_hosts:
         return True
-    if opt.agent_store or opt.agent_gates or opt.agent_resume:
+    if opt.agent_store or opt.agent_gates or opt.agent_resume or opt.agent_run_id:
         return True
     if (config.rootpath / "agentloop.toml").is_file():
         return True
     pyproject = config.rootpath / "pyproject.toml"
     return pyproject.is_file() and "[tool.agentloop" in pyproject.read_text(encoding="utf-8")
-
-
-def _start_runner(config: pytest.Config) -> None:
-    """Validate settings and models before collection, so a mistake is one `ERROR:` line, not a traceback."""
-    from pytest_agentloop.backends.base import BackendError
-    from pytest_agentloop.matrix import MatrixError
-    from pytest_agentloop.runner import Runner, runner_key
-    from pytest_agentloop.sandbox import SandboxUnavailable
-    from pytest_agentloop.tuning import TuningError
-
-    settings = _settings(config)
-    if settings.models:
-        try:
-            config.stash[runner_key] = Runner(config, settings)
-        except (BackendError, MatrixError, TuningError, SandboxUnavailable) as exc:
-            raise pytest.UsageError(f"agentloop: {exc}") from None
-        if settings.adaptive:
-            from pytest_agentloop.adaptive import AdaptiveRepetition
-
-            config.pluginmanager.register(AdaptiveRepetition(config, settings.repeat), "agentloop-adaptive")
 
 
 def pytest_ignore_collect(collection_path: Path) -> bool | None:
@@ -208,8 +199,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     tryfirst: pytest-xdist's own modifyitems reads the xdist_group marks added here.
     """
-    from pytest_agentloop.runner import runner_key
-
     runner = config.stash.get(runner_key, None)
     if runner is None:
         return
@@ -222,8 +211,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Each model's gate item, chosen from what will run: after -k / -m / --lf deselection."""
-    from pytest_agentloop.runner import runner_key
-
     runner = session.config.stash.get(runner_key, None)
     if runner is None:
         return
@@ -236,8 +223,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> None:
     """Under xdist, check the models on the controller first (see Runner.preflight)."""
-    from pytest_agentloop.runner import runner_key
-
     runner = session.config.stash.get(runner_key, None)
     distributed = session.config.pluginmanager.has_plugin("dsession")
     if runner is not None and distributed and not session.config.option.collectonly:
@@ -249,8 +234,6 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     model = getattr(item, "model", None)
     if model is None or getattr(nextitem, "model", None) == model:
         return
-    from pytest_agentloop.runner import runner_key
-
     runner = item.config.stash.get(runner_key, None)
     if runner is not None:
         runner.release()
@@ -258,10 +241,8 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
-    from pytest_agentloop.items import CanaryItem
-
     report = yield
-    if isinstance(item, CanaryItem) and report.skipped:
+    if report.skipped and _is_canary_item(item):
         # A skipped item has no attempt; its identity still fills the HTML report's columns.
         identity = {"model": item.model.spec.raw, "cell": item.cell.id, "repetition": item.repetition}
         report.agentloop_identity = identity
@@ -282,7 +263,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def _attempt_cost(config: pytest.Config, attempt: Any) -> float | None:
     """The attempt's cost at the configured price for its model; None when no price is set."""
     from pytest_agentloop.analysis.cost import attempt_cost
-    from pytest_agentloop.runner import runner_key
     from pytest_agentloop.tuning import prices_from_settings
 
     runner = config.stash.get(runner_key, None)
@@ -292,111 +272,31 @@ def _attempt_cost(config: pytest.Config, attempt: Any) -> float | None:
     return None if price is None else round(attempt_cost(attempt, price), 6)
 
 
+def _is_canary_item(item: pytest.Item) -> TypeGuard[Any]:
+    """Without importing items (and pydantic) in sessions that never collected a canary."""
+    items = sys.modules.get("pytest_agentloop.items")
+    return items is not None and isinstance(item, items.CanaryItem)
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
-    if _is_configured(session.config):
-        _start_runner(session.config)
-    session.config.pluginmanager.register(RunReporter(session.config), "agentloop-reporter")
+    """Sessions about agentloop start their run here; others import nothing more of the plugin."""
     if _is_configured(session.config):
         from pytest_agentloop.progress import ProgressReporter  # turn i/N, outcome letters, gate lines
+        from pytest_agentloop.report.outputs import register_outputs
+        from pytest_agentloop.session import start_session
 
+        start_session(session.config, _settings(session.config))
         session.config.pluginmanager.register(ProgressReporter(session.config), "agentloop-progress")
-    from pytest_agentloop.report.outputs import register_outputs
+        if not hasattr(session.config, "workerinput"):
+            from pytest_agentloop.usage_stop import UsageStop  # a usage error mid-run: exit 4, once
 
-    register_outputs(session.config)
+            session.config.pluginmanager.register(UsageStop(session), "agentloop-usage-stop")
+        register_outputs(session.config)
 
 
-class RunReporter:
-    """Gathers attempts where the reports end up (the controller under xdist) and writes them out."""
-
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
-        self.is_worker = hasattr(config, "workerinput")
-        self.results: Any = None
-        self.cards: list[Path] = []
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        record = getattr(report, "agentloop_attempt", None)
-        if record is None or report.when != "call" or self.is_worker:
-            return
-        from pytest_agentloop.records import Attempt
-
-        attempt = Attempt.from_record(record)
-        self._results().add(attempt)
-        self.config.hook.pytest_agentloop_attempt_finished(attempt=attempt, config=self.config)
-
-    def _results(self) -> Any:
-        if self.results is None:
-            from pytest_agentloop.results import Results, run_info
-
-            settings = _settings(self.config)
-            self.results = Results(
-                run_info({"models": settings.models, "repeat": settings.repeat}), settings.json_path
-            )
-            recorder = self.config.pluginmanager.get_plugin("agentloop-store")
-            if recorder is not None and recorder.resumed:
-                self.results.seed(recorder.run_attempts())
-        return self.results
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        self._gate_lines(terminalreporter)
-        self._tuning_notes(terminalreporter)
-        if self.results is None or not self.results.attempts:
-            return
-        from pytest_agentloop.report.decide import write_decide
-        from pytest_agentloop.report.terminal import write_summary
-        from pytest_agentloop.store.plugin import run_attempts
-
-        attempts = run_attempts(self.config)  # a resumed run's verdict covers its earlier sessions too
-        write_summary(terminalreporter, attempts, self.results.path)
-        write_decide(terminalreporter, attempts, self._prices())
-        for path in self.cards:
-            terminalreporter.write_line(f"card: {path}")
-
-    def _prices(self) -> Any:
-        from pytest_agentloop.report.outputs import run_prices
-
-        return run_prices(self.config)
-
-    def _tuning_notes(self, terminalreporter: Any) -> None:
-        """What --agent-combine / --agent-diagnose made of their results file (also under --collect-only)."""
-        from pytest_agentloop.runner import runner_key
-
-        runner = self.config.stash.get(runner_key, None)
-        for note in runner.tuning.notes if runner is not None else []:
-            terminalreporter.write_line(f"tuning: {note}")
-
-    def _write_cards(self) -> None:
-        """One finding card per model, amended by `pytest_agentloop_card` hooks (controller only)."""
-        directory = _settings(self.config).cards
-        if directory is None or self.is_worker or self.results is None or not self.results.attempts:
-            return
-        from pytest_agentloop.report.card import host_fingerprint, write_cards
-        from pytest_agentloop.store.plugin import run_attempts
-
-        def amend(model: str, lines: list[str], attempts: list[Any]) -> None:
-            self.config.hook.pytest_agentloop_card(model=model, lines=lines, attempts=attempts)
-
-        attempts = run_attempts(self.config)
-        self.cards = write_cards(directory, attempts, host_fingerprint(), self._prices(), amend)
-
-    def _gate_lines(self, terminalreporter: Any) -> None:
-        """The smoke gates this run ran (read from the run-shared directory the workers wrote to)."""
-        from pytest_agentloop.runner import runner_key
-
-        runner = self.config.stash.get(runner_key, None)
-        if runner is None or not runner.settings.smoke or not runner.smoke:
-            return
-        results = runner.gate().results()
-        if results:
-            terminalreporter.section("agentloop smoke gate", sep="-")
-            for result in results:
-                terminalreporter.write_line(result.line())
-
-    def pytest_sessionfinish(self) -> None:
-        from pytest_agentloop.runner import runner_key
-
-        self._write_cards()  # before the terminal summary, which the terminal reporter prints afterwards
-
-        runner = self.config.stash.get(runner_key, None)
-        if runner is not None:
-            runner.close()
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist: hand the run id to each worker through its own channel (`workerinput`)."""
+    run_id = node.config.stash.get(run_id_key, None)
+    if run_id is not None:
+        node.workerinput[RUN_ID_INPUT] = run_id

@@ -169,7 +169,7 @@ class ProgressReporter:
 
     def _new_gates(self) -> None:
         """Each smoke gate's verdict once, as soon as any process has written it."""
-        from pytest_agentloop.runner import runner_key
+        from pytest_agentloop.state import runner_key
 
         runner = self.config.stash.get(runner_key, None)
         if runner is None or not runner.settings.smoke:
@@ -192,6 +192,6 @@ class ProgressReporter:
         return report.outcome, letter, (word, {colour: True})
 
     def pytest_report_header(self, config: pytest.Config) -> str | None:
-        from pytest_agentloop.runner import runner_key
+        from pytest_agentloop.state import runner_key
 
         return LEGEND if config.stash.get(runner_key, None) is not None else None

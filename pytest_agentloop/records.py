@@ -117,6 +117,8 @@ class Transcript(BaseModel):
     failed_requests: list[FailedRequest] = Field(default_factory=list)
     final_diff: str = ""
     check_output: str = ""
+    # An external agent's end: exit status or signal, and the last lines of its stdout and stderr.
+    agent_stop: str = ""
 
 
 class Attempt(BaseModel):

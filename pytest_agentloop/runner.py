@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,12 +19,14 @@ from pytest_agentloop.attempt import infra_attempt, run_attempt
 from pytest_agentloop.backends.base import Backend, BackendError, InfraError, ModelSpec
 from pytest_agentloop.cells import BASELINE, Cell
 from pytest_agentloop.config import Settings
-from pytest_agentloop.items import skip_attempt
 from pytest_agentloop.matrix import expand, load_matrix
 from pytest_agentloop.records import Attempt
 from pytest_agentloop.sandbox import SandboxLimits, require
-from pytest_agentloop.scheduling import GateKey, assign_hosts, gate_key
+from pytest_agentloop.scheduling import AGENT_KINDS, GateKey, ModelRun, PlannedItem, gate_key, plan_models
+from pytest_agentloop.skips import skip_attempt
+from pytest_agentloop.state import runner_key
 from pytest_agentloop.tuning import TuningPlan
+from pytest_agentloop.usage_stop import stop_run
 
 if TYPE_CHECKING:
     from pytest_agentloop.agent.base import Episode
@@ -36,53 +37,10 @@ if TYPE_CHECKING:
     from pytest_agentloop.grading import Grade
     from pytest_agentloop.hostmemory import MemoryReader
     from pytest_agentloop.hosts import HostManager
-    from pytest_agentloop.items import CanaryItem
     from pytest_agentloop.workspace import Workspace
 
-PSEUDO_MODELS = ("reference", "null")
-# Specs that name an agent rather than a backend: external:NAME ([agents.NAME]), python:MODULE:CLASS.
-AGENT_KINDS = ("external", "python")
 # [backends.NAME] keys that describe the serving stack rather than configure the client.
 STATED_STACK = ("tool_call_parser",)
-
-
-@dataclass(frozen=True)
-class ModelRun:
-    """A model under test and the short label its items carry."""
-
-    spec: ModelSpec
-    label: str
-    host: str | None
-
-    @property
-    def is_pseudo(self) -> bool:
-        return self.spec.backend in PSEUDO_MODELS
-
-
-def plan_models(
-    raw_specs: list[str], hosts: list[str] | dict[str, str], *, hooked: bool = False
-) -> list[ModelRun]:
-    """Parse the specs, refuse unknown backends up front, and give each a unique label.
-
-    With `hooked` (a plugin implements `pytest_agentloop_make_backend` or `_make_agent`), an unknown
-    backend may be the plugin's: it is refused on its first item instead, if no hook builds it.
-    """
-    from pytest_agentloop.backends.registry import known_backends, unknown_backend
-
-    specs = [ModelSpec.parse(raw) for raw in dict.fromkeys(raw_specs)]
-    for spec in specs:
-        if not hooked and spec.backend not in (*PSEUDO_MODELS, *AGENT_KINDS, *known_backends()):
-            raise unknown_backend(spec)
-    slugs = [spec.slug for spec in specs]
-    assigned = assign_hosts(specs, hosts, [spec.backend not in PSEUDO_MODELS for spec in specs])
-    return [
-        ModelRun(
-            spec=spec,
-            label=spec.slug if slugs.count(spec.slug) == 1 else f"{spec.backend}-{spec.slug}",
-            host=host,
-        )
-        for spec, host in zip(specs, assigned, strict=True)
-    ]
 
 
 class Runner:
@@ -106,8 +64,9 @@ class Runner:
         self._refused: dict[str, str] = {}  # model spec -> the guard's one-line refusal
         # The lease kept across a model's items: model spec, its release, what the load recorded.
         self._held: tuple[str, ExitStack, dict[str, Any]] | None = None
-        self.smoke: dict[GateKey, CanaryItem] = {}  # (model, tool mode) -> its gate item (at collection)
+        self.smoke: dict[GateKey, PlannedItem] = {}  # (model, tool mode) -> its gate item (at collection)
         self._gate: SmokeGate | None = None
+        self._stopped: str | None = None  # the usage error that stopped the run (usage_stop.py)
 
     def cells_for(self, model: ModelRun, canary: Canary | None = None) -> list[Cell]:
         """The OFAT cells for a real model (or baseline + combined, plus `canary`'s ceiling probes, when
@@ -116,7 +75,7 @@ class Runner:
             return [BASELINE]
         return self.tuning.cells(model.spec.raw, expand(model.spec.raw, self.matrix), canary)
 
-    def run(self, item: CanaryItem) -> Attempt:
+    def run(self, item: PlannedItem) -> Attempt:
         """One attempt, behind the smoke gate of its model and tool mode and (on a managed host) inside
         the model's lease. A mode with no smoke item selected runs ungated."""
         key = gate_key(item)
@@ -130,7 +89,9 @@ class Runner:
             skip_attempt(f"agentloop: smoke gate: {result.reason}")
         return self._attempt(item)
 
-    def _attempt(self, item: CanaryItem) -> Attempt:
+    def _attempt(self, item: PlannedItem) -> Attempt:
+        if self._stopped is not None:  # items this worker had already been sent
+            stop_run(item, self._stopped)
         model = item.model
         try:
             agent, info = self._agent_for(model, item.cell)
@@ -154,7 +115,8 @@ class Runner:
                 review=self._review,
             )
         except BackendError as exc:  # a request the server will never accept: the run stops, once
-            pytest.exit(f"agentloop: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+            self._stopped = f"agentloop: {exc}"
+            stop_run(item, self._stopped)
 
     def hold(self, model: ModelRun) -> dict[str, Any]:
         """Lease `model` (see `_hold`); anything that talks to the model, the determinism probe too, runs
@@ -312,7 +274,9 @@ class Runner:
             if model.spec.backend == "python":
                 return load_python_agent(model.spec.model), {"agent": model.spec.raw}
             settings = self._external_settings()[model.spec.model]
-            serve = lambda spec: self.backend(ModelRun(spec, spec.slug, model.host))  # noqa: E731
+            table = self.settings.hosts if isinstance(self.settings.hosts, dict) else {}
+            host = model.host or (table.get(settings.model) if settings.model else None)
+            serve = lambda spec: self.backend(ModelRun(spec, spec.slug, host))  # noqa: E731
             agent = make_external_agent(settings, serve, self.config.rootpath)
         except BackendError as exc:
             pytest.exit(f"agentloop: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
@@ -383,8 +347,10 @@ class Runner:
     def _backend_options(self, model: ModelRun) -> dict[str, Any]:
         """[backends.NAME] options; the embedded backend also takes the [embedded] table."""
         options = dict(self.settings.backends.get(model.spec.backend, {}))
-        if model.spec.backend == "embedded":
-            return {**self.settings.embedded.model_dump(), **options}
+        if model.spec.backend == "embedded":  # one server for the run's workers: a slot each
+            workers = int(getattr(self.config, "workerinput", {}).get("workercount", 1))
+            shared = {"shared_dir": self.shared_dir(), "parallel": workers}
+            return {**self.settings.embedded.model_dump(), **options, **shared}
         # One context from the lease to every request: the guard sizes it, the host loads it, and the
         # backend sends it (Ollama reloads at its own default when a chat carries no num_ctx).
         options.setdefault("context", self.settings.guard.context)
@@ -395,9 +361,6 @@ class Runner:
         for backend in self._backends.values():
             backend.close()
         self._backends.clear()
-
-
-runner_key = pytest.StashKey[Runner]()
 
 
 def runner_of(config: pytest.Config) -> Runner:

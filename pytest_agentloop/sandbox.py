@@ -222,7 +222,8 @@ def _wrap(
     if limits.engine == "podman":
         assert limits.image is not None  # require() refused otherwise
         name = f"agentloop-{os.getpid()}-{next(_names)}"
-        inner = isolation.podman_argv(view, limits.image, name, env, rlimits, limits.tmp_mb)
+        ulimits = {**rlimits, "RLIMIT_NPROC": limits.max_processes}  # podman's own default is refused
+        inner = isolation.podman_argv(view, limits.image, name, env, ulimits, limits.tmp_mb)
         rlimits.clear()
         return [*inner, *argv]
     return argv

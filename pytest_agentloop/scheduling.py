@@ -7,7 +7,8 @@ sets), which is what lets pytest-xdist hand items out consistently.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import pytest
 
@@ -15,9 +16,76 @@ from pytest_agentloop.backends.base import BackendError, ModelSpec
 from pytest_agentloop.cells import BASELINE
 
 if TYPE_CHECKING:
-    from pytest_agentloop.items import CanaryItem
+    from pytest_agentloop.canary import Canary
+    from pytest_agentloop.cells import Cell
 
 SMOKE_TIER = "smoke"
+PSEUDO_MODELS = ("reference", "null")
+# Specs that name an agent rather than a backend: external:NAME ([agents.NAME]), python:MODULE:CLASS.
+AGENT_KINDS = ("external", "python")
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """A model under test and the short label its items carry."""
+
+    spec: ModelSpec
+    label: str
+    host: str | None
+
+    @property
+    def is_pseudo(self) -> bool:
+        return self.spec.backend in PSEUDO_MODELS
+
+
+def plan_models(
+    raw_specs: list[str], hosts: list[str] | dict[str, str], *, hooked: bool = False
+) -> list[ModelRun]:
+    """Parse the specs, refuse unknown backends up front, and give each a unique label.
+
+    With `hooked` (a plugin implements `pytest_agentloop_make_backend` or `_make_agent`), an unknown
+    backend may be the plugin's: it is refused on its first item instead, if no hook builds it.
+    """
+    from pytest_agentloop.backends.registry import known_backends, unknown_backend
+
+    specs = [ModelSpec.parse(raw) for raw in dict.fromkeys(raw_specs)]
+    for spec in specs:
+        if not hooked and spec.backend not in (*PSEUDO_MODELS, *AGENT_KINDS, *known_backends()):
+            raise unknown_backend(spec)
+    slugs = [spec.slug for spec in specs]
+    # In a [hosts] table an agent may go without a line: its model's own line serves it (runner).
+    table = hosts if isinstance(hosts, dict) else {}
+    served = [
+        spec.backend not in PSEUDO_MODELS
+        and (spec.backend not in AGENT_KINDS or not table or spec.raw in table)
+        for spec in specs
+    ]
+    assigned = assign_hosts(specs, hosts, served)
+    return [
+        ModelRun(
+            spec=spec,
+            label=spec.slug if slugs.count(spec.slug) == 1 else f"{spec.backend}-{spec.slug}",
+            host=host,
+        )
+        for spec, host in zip(specs, assigned, strict=True)
+    ]
+
+
+@runtime_checkable
+class PlannedItem(Protocol):
+    """What scheduling and the runner read of a canary item (items.CanaryItem is one): the attempt it
+    stands for. A protocol, so the modules below items never import it."""
+
+    canary: Canary
+    model: ModelRun
+    cell: Cell
+    repetition: int
+    user_properties: list[tuple[str, object]]
+
+    @property
+    def nodeid(self) -> str: ...
+
+    def add_marker(self, marker: Any, append: bool = True) -> None: ...
 
 
 def assign_hosts(
@@ -101,7 +169,7 @@ def order_items(items: list[pytest.Item], model_order: Sequence[str], *, by_roun
 GateKey = tuple[str, str]  # (model spec, tool-call mode)
 
 
-def gate_key(item: CanaryItem) -> GateKey:
+def gate_key(item: PlannedItem) -> GateKey:
     """Which gate an item stands behind: its model's, in its cell's tool-call mode.
 
     A model that makes no call in one mode may make them in another (a chat template that does not
@@ -111,20 +179,18 @@ def gate_key(item: CanaryItem) -> GateKey:
     return (item.model.spec.raw, item.cell.settings.tool_mode)
 
 
-def smoke_items(items: Sequence[pytest.Item]) -> dict[GateKey, CanaryItem]:
+def smoke_items(items: Sequence[pytest.Item]) -> dict[GateKey, PlannedItem]:
     """Per model and tool mode, the item its gate runs: the first smoke-tier canary's first repetition,
     in the baseline cell where the baseline uses that mode, else in the first cell that does."""
     candidates = [
         item for item in _canary_items(items) if item.canary.tier == SMOKE_TIER and item.repetition == 1
     ]
     baseline_first = sorted(candidates, key=lambda item: item.cell.id != BASELINE.id)  # stable
-    chosen: dict[GateKey, CanaryItem] = {}
+    chosen: dict[GateKey, PlannedItem] = {}
     for item in baseline_first:
         chosen.setdefault(gate_key(item), item)
     return chosen
 
 
-def _canary_items(items: Sequence[pytest.Item]) -> list[CanaryItem]:
-    from pytest_agentloop.items import CanaryItem
-
-    return [item for item in items if isinstance(item, CanaryItem)]
+def _canary_items(items: Sequence[pytest.Item]) -> list[PlannedItem]:
+    return [item for item in items if isinstance(item, PlannedItem)]

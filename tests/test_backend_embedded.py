@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
+import psutil  # type: ignore[import-untyped,unused-ignore]
 import pytest
 
 from pytest_agentloop.backends.base import BackendError, ChatRequest, ModelSpec
-from pytest_agentloop.backends.embedded import EmbeddedBackend
+from pytest_agentloop.backends.embedded import EmbeddedBackend, usable_cores
 
 SPEC = ModelSpec.parse("embedded:smollm2-135m")
 CALL_SCHEMA = {
@@ -80,3 +84,40 @@ def test_close_stops_the_server() -> None:
 def test_a_missing_gguf_is_a_usage_error(tmp_path: object) -> None:
     with pytest.raises(BackendError, match=r"no such GGUF file; use embedded:smollm2-135m"):
         EmbeddedBackend(ModelSpec.parse("embedded:/nowhere/model.gguf"))
+
+
+def test_workers_share_one_server_and_the_last_to_leave_stops_it(tmp_path: Path) -> None:
+    """Two workers of a run (the run-shared directory, two slots): one server process, both served at
+    once, alive while either is attached, gone after the last one leaves."""
+    first = EmbeddedBackend(SPEC, n_ctx=1024, parallel=2, shared_dir=tmp_path)
+    second = EmbeddedBackend(SPEC, n_ctx=1024, parallel=2, shared_dir=tmp_path)
+    try:
+        assert (first.server_pid, first.base_url) == (second.server_pid, second.base_url)
+        assert first.server_pid != os.getpid()  # the server lives in its own process
+        with ThreadPoolExecutor(2) as pool:
+            replies = list(
+                pool.map(lambda b: b.chat(say("Say hello.", max_tokens=8, seed=1)), (first, second))
+            )
+        assert all(reply.content.strip() for reply in replies)
+        assert first.fingerprint()["parallel"] == 2
+    finally:
+        first.close()
+    assert httpx.get(f"{second.base_url}/models").status_code == 200  # still serving the other worker
+    second.close()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{second.base_url}/models")
+    assert not psutil.pid_exists(first.server_pid)
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "expected"),
+    [("150000 100000\n", 1), ("max 100000\n", None), ("400000 100000\n", 4), ("garbage", None)],
+)
+def test_threads_follow_affinity_and_the_cgroup_quota(
+    tmp_path: Path, cpu_max: str, expected: int | None
+) -> None:
+    """cgroup v2 cpu.max: QUOTA PERIOD (or `max`); 1.5 cores of quota is one thread, never two."""
+    path = tmp_path / "cpu.max"
+    path.write_text(cpu_max)
+    affinity = len(os.sched_getaffinity(0))
+    assert usable_cores(path) == min(expected or affinity, affinity)

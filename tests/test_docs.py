@@ -93,7 +93,7 @@ ALL_PAGES = [ROOT / "README.md", ROOT / "DESIGN.md", ROOT / "canaries" / "README
 TOML_BLOCK = re.compile(r"^```toml\n(.*?)^```", re.MULTILINE | re.DOTALL)
 SUBCOMMAND = re.compile(r"(?:`|^)agentloop ([a-z][a-z-]*)(?![\w:-])", re.MULTILINE)  # not "agentloop x:"
 REPO_PATH = re.compile(
-    r"(?<![\w/.\"])((?:benchmarks|scripts|examples|tests|canaries|pytest_agentloop|\.ci)/[\w./-]*\w)"
+    r"(?<![\w/.\"])((?:benchmarks|scripts|examples|tests|canaries|pytest_agentloop|\.ci)/[\w./-]*\w)(?![\w*])"
 )
 MODULE = re.compile(r"python -m ((?:benchmarks|pytest_agentloop)(?:\.\w+)+)")
 ENV_VAR = re.compile(r"\bAGENTLOOP_[A-Z_]+\b")
@@ -120,6 +120,8 @@ def test_documented_toml_blocks_are_valid_settings_or_canaries() -> None:
             table = tomllib.loads(block)
             if "id" in table and "tier" in table:
                 CanarySpec.model_validate(table)
+            elif set(table.get("sandbox", {})) & {"network", "image"}:  # a canary.toml fragment
+                CanarySpec.model_validate({"id": "x", "tier": "lite", "title": "t", "spec": "s", **table})
             else:
                 settings = build_settings(table, name, {})
                 prices_from_settings(settings.prices, settings.models)

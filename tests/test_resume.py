@@ -1,4 +1,5 @@
-"""Kill a run with SIGKILL halfway, resume it, and every attempt is stored exactly once."""
+"""Kill a run with SIGKILL halfway, resume it, and every attempt is stored exactly once: in the store,
+and in the results file's journal, which the kill leaves behind and the resume continues."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def test_a_killed_run_resumes_where_it_stopped(pytester: pytest.Pytester) -> Non
     store = f"--agent-store=sqlite:///{db}"
     args = ["canaries", "-p", "no:cacheprovider", "-p", "no:benchmark", *IGNORE, "--agent-model=reference"]
     first = subprocess.Popen(
-        [sys.executable, "-m", "pytest", *args, f"--repeat={REPEAT}", store],
+        [sys.executable, "-m", "pytest", *args, f"--repeat={REPEAT}", store, "--agent-json=r.json"],
         cwd=pytester.path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -52,6 +53,14 @@ def test_a_killed_run_resumes_where_it_stopped(pytester: pytest.Pytester) -> Non
         first.wait(timeout=30)
     kept = stored_count(db)
     assert KILL_AFTER <= kept < TOTAL, "the run must be killed halfway"
+    # The killed run's journal holds what it finished; `agentloop report` compacts it into the file.
+    report = subprocess.run(
+        [sys.executable, "-m", "pytest_agentloop.cli", "report", "r.json"],
+        cwd=pytester.path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    _, compacted = load_results(pytester.path / "r.json")
+    assert len(compacted) >= kept and f"compacted {len(compacted)} attempts" in report.stderr
 
     resumed = run(
         pytester,

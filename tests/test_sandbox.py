@@ -7,6 +7,7 @@ What the sandbox lets code *see* is tested by tests/test_hostile_*.py.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import threading
 import uuid
@@ -162,3 +163,34 @@ def test_file_size_limit_applies_to_files_too(engine: Engine, tmp_path: Path) ->
     assert result.exit_code != 0
     assert "File too large" in result.output
     assert (tmp_path / "big.bin").stat().st_size <= 1 << 20
+
+
+def test_a_harness_in_a_venv_under_tmp_sees_its_interpreter(tmp_path: Path) -> None:
+    """The sandbox's private /tmp must not hide an interpreter that lives under the host's /tmp.
+
+    A user's (or CI's) venv in /tmp was shadowed by the tmpfs, so every sandboxed `python` was
+    exit 127 and every hidden check "reported nothing".
+    """
+    venv = tmp_path / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)], check=True
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    script = (
+        "import sys; from pathlib import Path; "
+        "from pytest_agentloop.sandbox import SandboxLimits, run_sandboxed; "
+        "r = run_sandboxed([sys.executable, '-c', 'print(6 * 7)'], Path(sys.argv[1]), "
+        "SandboxLimits(timeout_s=60)); "
+        "print(r.exit_code, r.output.strip())"
+    )
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    done = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", script, str(work)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.stdout.split() == ["0", "42"], done.stdout + done.stderr

@@ -98,12 +98,17 @@ def test_a_repeated_write_stores_the_attempt_once(store: Store) -> None:
     assert len(store.attempts(run_id)) == 1
 
 
-def test_resume_sees_the_open_run_and_its_keys(store: Store) -> None:
-    finished = store.begin_run(RUN)
+def test_resume_finds_the_open_run_with_its_settings_only(store: Store) -> None:
+    """A bare --agent-resume must never join another open run (another model, a live CI job)."""
+    finished = store.begin_run({**RUN, "settings_key": "k"})
     store.finish_run(finished)
-    open_run = store.begin_run({**RUN, "started": "2026-05-02T10:00:00+00:00"})
+    open_run = store.begin_run({**RUN, "started": "2026-05-02T10:00:00+00:00", "settings_key": "k"})
+    other = store.begin_run({**RUN, "started": "2026-05-03T10:00:00+00:00", "settings_key": "other"})
     store.add(open_run, audited(repetition=1))
-    assert store.latest_unfinished_run() == open_run
+    assert store.open_run_with("k") == open_run
+    assert store.open_run_with("other") == other
+    assert store.open_run_with("none") is None
+    assert store.has_run(open_run) and not store.has_run("nope")
     assert store.stored_keys(open_run) == {
         ResumeKey("c0ffee", "d1g3st", cell_key("baseline", {"temperature": 0.2}), 1)
     }

@@ -118,3 +118,24 @@ def test_summary_and_card_show_serving_and_a_throughput_drop(pytester: pytest.Py
     )
     card = next(Path(pytester.path / "cards").glob("*.md")).read_text()
     assert "## Serving" in card and "throughput fell" in card
+
+
+def test_ollama_durations_give_the_rates() -> None:
+    """Ollama's /api/chat reports prompt_eval_count/prompt_eval_duration and eval_count/eval_duration
+    in nanoseconds (docs/api.md, "Response" of a non-streamed chat)."""
+    from pytest_agentloop.backends.ollama import parse_ollama_chat
+
+    reply = parse_ollama_chat(
+        {
+            "message": {"role": "assistant", "content": "hi"},
+            "done_reason": "stop",
+            "prompt_eval_count": 600,
+            "prompt_eval_duration": 500_000_000,
+            "eval_count": 30,
+            "eval_duration": 1_500_000_000,
+        }
+    )
+    reply.latency_s = 2.25
+    turn = Serving().add(reply, 30)
+    assert (turn.ttft_s, turn.prefill_tps, turn.decode_tps) == (0.75, 1200.0, 20.0)
+    assert reply.model_s == pytest.approx(2.0)

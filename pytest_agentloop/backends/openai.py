@@ -166,10 +166,10 @@ class Wire:
         for attempt in range(self.retries):
             left = None if deadline is None else deadline - time.monotonic() - wait
             if left is not None and left <= 0:
-                if failures:
+                if failures:  # the server failed and left no time to retry: its failure, not the clock's
                     note = f"no time left in the attempt's budget to wait {wait:.1f}s and retry"
                     failures[-1] = (failures[-1][0], "; ".join(filter(None, (failures[-1][1], note))))
-                cut_off = True
+                cut_off = not failures
                 break
             if wait:
                 time.sleep(wait)
@@ -195,7 +195,6 @@ class Wire:
                     left_s = max(limit, 0.0)
                     note = f"asked to retry after {asked:.0f}s, beyond the {left_s:.0f}s left"
                     failures[-1] = (failures[-1][0], f"{failures[-1][1]} ({note})")
-                    cut_off = deadline is not None
                     break
                 wait = asked
             else:

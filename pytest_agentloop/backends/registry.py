@@ -41,7 +41,13 @@ def _embedded(spec: ModelSpec, host: str | None, options: Mapping[str, Any]) -> 
             "for a llama-server you started yourself use llamacpp:MODEL --agent-host URL"
         )
     n_ctx = int(options.get("context") or DEFAULT_N_CTX)
-    return EmbeddedBackend(spec, n_ctx=n_ctx, threads=options.get("threads"))
+    return EmbeddedBackend(
+        spec,
+        n_ctx=n_ctx,
+        threads=options.get("threads"),
+        parallel=int(options.get("parallel") or 1),
+        shared_dir=options.get("shared_dir"),
+    )
 
 
 def _ollama(spec: ModelSpec, host: str | None, options: Mapping[str, Any]) -> Backend:

@@ -282,7 +282,7 @@ class HtmlReport:
     def pytest_html_results_summary(
         self, prefix: list[str], summary: list[str], postfix: list[str], session: Any
     ) -> None:
-        from pytest_agentloop.store.plugin import run_attempts
+        from pytest_agentloop.state import run_attempts
 
         attempts = run_attempts(self.config)
         if attempts:
@@ -309,7 +309,11 @@ class HtmlReport:
 
         manager = self.config.pluginmanager
         store, gates = manager.get_plugin("agentloop-store"), manager.get_plugin("agentloop-gates")
+        from pytest_agentloop.report.outputs import unsandboxed_note
+
+        unsandboxed = unsandboxed_note(self.config)
         return {
+            "Sandbox": [unsandboxed] if unsandboxed else [],
             "Unmet gates": [r.describe() for r in gates.results if not r.met] if gates else [],
             "Regressions against the history": [r.describe() for r in store.regressions] if store else [],
             "Determinism probe": [n for n in store.probe_findings if not n.endswith(PROBE_STABLE)]

@@ -138,12 +138,19 @@ class Store:
 
     # -- reading ------------------------------------------------------------------------------------
 
-    def latest_unfinished_run(self) -> str | None:
-        """The run an interrupted session left open: what `--agent-resume` continues."""
-        row = self.db.query(
-            "SELECT run_id FROM agentloop_runs WHERE finished IS NULL ORDER BY started DESC LIMIT 1", ()
+    def has_run(self, run_id: str) -> bool:
+        return bool(self.db.query("SELECT 1 FROM agentloop_runs WHERE run_id = ?", (run_id,)))
+
+    def open_run_with(self, settings_key: str) -> str | None:
+        """The latest unfinished run whose settings match: what a bare `--agent-resume` continues.
+        Never another open run (another model, another live CI job): those have other settings."""
+        rows = self.db.query(
+            "SELECT run_id, info FROM agentloop_runs WHERE finished IS NULL ORDER BY started DESC", ()
         )
-        return row[0][0] if row else None
+        for run_id, info in rows:
+            if json.loads(info or "{}").get("settings_key") == settings_key:
+                return str(run_id)
+        return None
 
     def stored_keys(self, run_id: str) -> set[ResumeKey]:
         rows = self.db.query(

@@ -150,6 +150,46 @@ def _burns_tokens(server: ScriptedServer, body: dict[str, Any]) -> Reply:
     return reply
 
 
+def bash_steps(edits: Edits) -> list[str]:
+    """A shell agent's way through a task: write each file with a heredoc, run the tests, submit."""
+    writes = [
+        f"mkdir -p \"$(dirname {path})\" && cat > {path} <<'AGENTLOOP_EOF'\n{text}AGENTLOOP_EOF"
+        for path, text in edits
+    ]
+    return [*writes, "python -m pytest -q", "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"]
+
+
+@behaviour("bash_solve")
+def _bash_solve(server: ScriptedServer, body: dict[str, Any]) -> Reply:
+    """mini-swe-agent's protocol (v2): one `bash` tool call per reply, and
+    `echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT` as the last one. The agent commits nothing
+    itself: its wrapper command commits and pushes."""
+    steps, turn = bash_steps(server.edits), own_turns(body)
+    reply = native(("bash", {"command": steps[min(turn, len(steps) - 1)]}), turn=turn)
+    reply["content"] = "THOUGHT: next step."
+    return reply
+
+
+@behaviour("bash_solve_as_text")
+def _bash_solve_as_text(server: ScriptedServer, body: dict[str, Any]) -> Reply:
+    """The same steps written as `<tool_call>` text, as a small model whose template ignores `tools` does."""
+    steps, turn = bash_steps(server.edits), own_turns(body)
+    return as_text("bash", {"command": steps[min(turn, len(steps) - 1)]})
+
+
+@behaviour("bash_forever")
+def _bash_forever(server: ScriptedServer, body: dict[str, Any]) -> Reply:
+    """Lists the files on every turn and never submits: only a turn budget stops it."""
+    return native(("bash", {"command": "ls"}), turn=own_turns(body))
+
+
+@behaviour("whole_file_edit")
+def _whole_file_edit(server: ScriptedServer, body: dict[str, Any]) -> Reply:
+    """aider's `whole` edit format: the file's path on a line, then its whole new content fenced."""
+    blocks = [f"{path}\n```\n{text}```" for path, text in server.edits]
+    return {"content": "Here is the fix.\n\n" + "\n\n".join(blocks), "finish_reason": "stop"}
+
+
 @behaviour("flaky")
 def _flaky(server: ScriptedServer, body: dict[str, Any]) -> Reply:
     """Every second request fails with a 500; the others solve. Retries must absorb the failures."""
@@ -177,7 +217,8 @@ def _rate_limited(server: ScriptedServer, body: dict[str, Any]) -> Reply:
     """OpenAI's 429 with `Retry-After` (seconds or an HTTP-date, `server.retry_after`) on the first
     request; the retry after the wait is answered."""
     if server.request_count == 0:
-        return {"status": 429, "headers": {"Retry-After": server.retry_after}}
+        value = server.retry_after() if callable(server.retry_after) else server.retry_after
+        return {"status": 429, "headers": {"Retry-After": value}}
     return _solve(server, body)
 
 
@@ -249,7 +290,7 @@ class ScriptedServer:
         latency_s: float = 0.0,
         host: str = "127.0.0.1",
         port: int = 0,
-        retry_after: str = "1",
+        retry_after: str | Callable[[], str] = "1",  # a callable: computed as the reply is sent
         decode_tps: Rate | None = None,
         fuzz: Behaviour | None = None,
     ) -> None:
@@ -362,6 +403,37 @@ def _usage(body: dict[str, Any], message: dict[str, Any]) -> dict[str, int]:
     return {"prompt_tokens": prompt_chars // 4 + 1, "completion_tokens": len(json.dumps(message)) // 4 + 1}
 
 
+def stream_chunks(completion: dict[str, Any], include_usage: bool) -> list[dict[str, Any]]:
+    """A `chat.completion` cut into the `chat.completion.chunk` deltas a streaming runtime sends."""
+    choice = completion["choices"][0]
+    message = choice["message"]
+    head = {key: completion[key] for key in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return head | {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    chunks = [chunk({"role": "assistant", "content": ""})]
+    content = message.get("content") or ""
+    chunks += [chunk({"content": content[i : i + 7]}) for i in range(0, len(content), 7)]
+    for index, call in enumerate(message.get("tool_calls") or []):
+        arguments = call["function"]["arguments"]
+        first = {
+            "index": index,
+            "id": call["id"],
+            "type": "function",
+            "function": {"name": call["function"]["name"], "arguments": ""},
+        }
+        chunks.append(chunk({"tool_calls": [first]}))
+        chunks += [
+            chunk({"tool_calls": [{"index": index, "function": {"arguments": arguments[i : i + 5]}}]})
+            for i in range(0, len(arguments), 5)
+        ]
+    chunks.append(chunk({}, choice["finish_reason"]))
+    if include_usage:
+        chunks.append(head | {"choices": [], "usage": completion["usage"]})
+    return chunks
+
+
 def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -386,7 +458,27 @@ def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
             except json.JSONDecodeError:
                 self._send(400, {"error": {"message": "request body is not JSON"}})
                 return
-            self._send(*server.reply(body))
+            status, payload, headers = server.reply(body)
+            if body.get("stream") and status == 200 and isinstance(payload, dict):
+                self._stream(payload, bool((body.get("stream_options") or {}).get("include_usage")))
+            else:
+                self._send(status, payload, headers)
+
+        def _stream(self, completion: dict[str, Any], include_usage: bool) -> None:
+            """The reply as OpenAI's SSE chunks: role, content in small pieces, each tool call's
+            arguments split across deltas, finish_reason, then usage (when asked) and [DONE]."""
+            try:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                for chunk in stream_chunks(completion, include_usage):
+                    self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+                    self.wfile.flush()
+                self.wfile.write(b"data: [DONE]\n\n")
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            self.close_connection = True
 
         def _send(
             self, status: int, payload: dict[str, Any] | bytes, headers: dict[str, str] | None = None

@@ -1,0 +1,81 @@
+"""What the plugin costs a pytest session that has nothing to do with it: start-up with and without it.
+
+Runs `pytest` in an empty folder with one trivial test, N times each way (`-p no:agentloop` turns the
+installed plugin off), and prints the median wall time and the modules the session imported. The
+plugin's promise: no pydantic and none of its heavy modules unless the session is about agentloop
+(tests/test_import_cost.py asserts the module set; this prints the time).
+
+Run from the repository root: `python -m benchmarks.bench_startup [--runs 7]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CONFTEST = """
+import sys
+
+def pytest_sessionfinish(session):
+    heavy = [m for m in sys.modules if m.startswith("pydantic") or m.startswith("pytest_agentloop.")]
+    print("\\nMODULES", len(heavy))
+"""
+
+
+def session_time(folder: Path, extra: list[str]) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds of the pytest process, heavy modules it imported)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", *extra],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    modules = next((line.split()[1] for line in done.stdout.splitlines() if line.startswith("MODULES")), "?")
+    return elapsed, cpu, modules
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    options = parser.parse_args()
+    ways = {
+        "without the plugin (-p no:agentloop)": ["-p", "no:agentloop"],
+        "with the plugin, no agentloop options": [],
+        "with the plugin, an agentloop session": ["--agent-model=reference"],
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-startup-") as scratch:
+        folder = Path(scratch)
+        (folder / "conftest.py").write_text(CONFTEST)
+        (folder / "test_plain.py").write_text("def test_plain():\n    assert True\n")
+        session_time(folder, [])  # warm the file cache once
+        print(
+            f"pytest session start-up, one trivial test, median of {options.runs} runs (CPU: immune to load)"
+        )
+        for name, extra in ways.items():
+            walls, cpus, modules = [], [], "?"
+            for _ in range(options.runs):
+                wall, cpu, modules = session_time(folder, extra)
+                walls.append(wall)
+                cpus.append(cpu)
+            print(
+                f"  {name:<40} CPU {statistics.median(cpus):.3f} s  wall {statistics.median(walls):.3f} s  "
+                f"({modules} pydantic/pytest_agentloop.* modules imported)"
+            )
+
+
+if __name__ == "__main__":
+    main()

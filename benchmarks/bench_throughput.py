@@ -1,0 +1,102 @@
+"""Throughput against one embedded llama.cpp server: attempts per minute with -n 1 and -n 2, the server's
+own token rate with one and two clients at once, and the main job's time beside a busy neighbour.
+
+With `-n 2` both workers attach to one server (a slot each, threads sized to the usable cores), instead
+of two servers oversubscribing the cores. The neighbour is a `yes > /dev/null` process on the same
+machine, as a CI runner or a desktop would have.
+
+Run from the repository root: `python -m benchmarks.bench_throughput [--repeat 2] [--tokens 64]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+from pytest_agentloop.backends.base import ChatRequest, ModelSpec
+from pytest_agentloop.backends.embedded import EmbeddedBackend, usable_cores
+
+SPEC = ModelSpec.parse("embedded:smollm2-135m")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def token_rate(clients: int, tokens: int) -> float:
+    """Completion tokens per second the server produced for `clients` requests at once."""
+    with tempfile.TemporaryDirectory() as shared:
+        backends = [
+            EmbeddedBackend(SPEC, n_ctx=1024, parallel=clients, shared_dir=Path(shared))
+            for _ in range(clients)
+        ]
+        request = ChatRequest(
+            messages=[{"role": "user", "content": "Count from one to one hundred in words."}],
+            max_tokens=tokens, temperature=0.0, seed=1, timeout_s=600,
+        )  # fmt: skip
+        try:
+            started = time.perf_counter()
+            with ThreadPoolExecutor(clients) as pool:
+                replies = list(pool.map(lambda backend: backend.chat(request), backends))
+            elapsed = time.perf_counter() - started
+        finally:
+            for backend in backends:
+                backend.close()
+    return sum(reply.usage.completion_tokens or 0 for reply in replies) / elapsed
+
+
+def attempts_per_minute(workers: int, repeat: int) -> tuple[float, int]:
+    """The smoke canaries with the embedded model through pytest, `-n workers`: (attempts/min, attempts)."""
+    command = [
+        sys.executable, "-m", "pytest", "canaries/smoke", "-q", "-p", "no:cacheprovider",
+        "--agent-model=embedded:smollm2-135m", f"--repeat={repeat}", "--agent-no-smoke",
+        *(["-n", str(workers)] if workers > 1 else ["-p", "no:xdist"]),
+    ]  # fmt: skip
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=3600)
+    elapsed = time.perf_counter() - started
+    counts = [int(n) for n in re.findall(r"(\d+) (?:passed|failed)", done.stdout)]
+    attempts = sum(counts)
+    return attempts / elapsed * 60, attempts
+
+
+@contextmanager
+def busy_neighbour() -> Iterator[None]:
+    process = subprocess.Popen(["sh", "-c", "yes > /dev/null"])
+    try:
+        yield
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--tokens", type=int, default=64)
+    options = parser.parse_args()
+    print(
+        f"usable cores: {usable_cores()} (affinity and cgroup quota); the server's threads are sized to them"
+    )
+    one, two = token_rate(1, options.tokens), token_rate(2, options.tokens)
+    print(f"server token rate: 1 client {one:.1f} tok/s, 2 clients at once {two:.1f} tok/s (together)")
+    for workers in (1, 2):
+        rate, attempts = attempts_per_minute(workers, options.repeat)
+        print(f"pytest -n {workers}: {rate:.1f} attempts/min ({attempts} attempts, one shared server)")
+    started = time.perf_counter()
+    attempts_per_minute(1, options.repeat)
+    alone = time.perf_counter() - started
+    with busy_neighbour():
+        started = time.perf_counter()
+        attempts_per_minute(1, options.repeat)
+        beside = time.perf_counter() - started
+    print(f"main job (-n 1): {alone:.1f} s alone, {beside:.1f} s beside a busy neighbour (yes > /dev/null)")
+
+
+if __name__ == "__main__":
+    main()
