@@ -63,5 +63,9 @@ def test_every_report_reads_local_prices_the_same_way(pytester: pytest.Pytester)
     from pytest_agentloop.report.outputs import run_prices
 
     pytester.makefile(".toml", agentloop='models = ["ollama:a", "openai:b"]\n[prices.local]\nhourly = 0.3\n')
+    from pytest_agentloop.plugin import _settings
+    from pytest_agentloop.state import settings_key
+
     config = pytester.parseconfigure()
+    config.stash[settings_key] = _settings(config)  # as the session start does
     assert run_prices(config) == {"ollama:a": Price(hourly=0.3)}

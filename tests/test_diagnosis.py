@@ -174,11 +174,10 @@ def test_counters_only_and_dead_end() -> None:
 
 def test_the_results_file_keeps_the_pooled_diagnosis() -> None:
     """The terminal and the card show the pooled line: the results file must carry it too."""
-    from pytest_agentloop.results import Results
+    from pytest_agentloop.results import document
 
-    results = Results({"started": "x"})
-    results.attempts = _three_canaries(turns="BBB", tokens="BBB", both="BBB")
-    (pooled,) = results.document()["pooled_diagnoses"]
+    attempts = _three_canaries(turns="BBB", tokens="BBB", both="BBB")
+    (pooled,) = document({"started": "x"}, attempts)["pooled_diagnoses"]
     assert (pooled["model"], pooled["canary"], pooled["verdict"]) == (
         "m",
         "3 over-budget canaries",
