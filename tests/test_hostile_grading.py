@@ -118,6 +118,32 @@ def _runtest(self):
 _p.Function.runtest = _runtest
 """
 
+# The most informed forger: it reads the grader's own plugin (it is on sys.path), silences it, reads
+# the hidden files (sentinels included: their source says which must fail) from disk and writes a
+# consistent story to the channel itself, with the exit status pytest will really have.
+SILENCE_THE_GRADER_AND_FORGE = """
+import json, os, re, sys
+_g = sys.modules.get("agentloop_grader")
+if _g is not None and _g._FD is not None:
+    _fd, _g._FD = _g._FD, None
+    _ids, _fail = [], set()
+    for _arg in sys.argv:
+        if _arg.startswith(".agentloop_hidden/") and _arg.endswith(".py"):
+            _src = open(_arg).read()
+            for _m in re.finditer(r"def (test_\\w+)\\(\\):\\n(.*)", _src):
+                _ids.append(f"{_arg}::{_m.group(1)}")
+                if "== 3" in _m.group(2):
+                    _fail.add(_ids[-1])
+    _events = [{"e": "collected", "ids": _ids}]
+    for _i in _ids:
+        for _when in ("setup", "call", "teardown"):
+            _out = "failed" if (_when == "call" and _i in _fail) else "passed"
+            _rep = {"e": "report", "id": _i, "when": _when, "outcome": _out, "xfail": False, "text": ""}
+            _events.append(_rep)
+    _events.append({"e": "finish", "status": 1, "patched": [], "plugins": [], "imports": []})
+    os.write(_fd, "".join(json.dumps(_e) + "\\n" for _e in _events).encode())
+"""
+
 TAMPERING = {
     "force-passed-property": FORCE_PASSED_PROPERTY,
     "patch-call-and-report": CALL_AND_REPORT,
@@ -129,6 +155,7 @@ TAMPERING = {
     "rewrite-hidden-on-disk": REWRITE_HIDDEN_ON_DISK,
     "deselect-everything": DESELECT_EVERYTHING,
     "swallow-assertion-errors": PATCH_ASSERTION_REWRITE,
+    "silence-the-grader-and-forge": SILENCE_THE_GRADER_AND_FORGE,
 }
 # Attacks the sandbox or the channel prevents (nothing to forge, nothing writable, no survivor), or
 # that end the run before anything is reported: failed with no credit, the reason need not say how.
@@ -166,7 +193,22 @@ def workspace(canary: Canary, tmp_path: Path) -> Iterator[Workspace]:
         yield ws
 
 
-@pytest.mark.parametrize("attack", list(TAMPERING), ids=list(TAMPERING))
+ESCAPES = {
+    "silence-the-grader-and-forge": "ESCAPE, open: pushed code in the checks' own process sets "
+    "agentloop_grader._FD to None and writes a consistent story (sentinels read from disk) to the "
+    "channel; grading scores it passed (grading_channel.py / grader_plugin.py, reported to the lead)",
+}
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=ESCAPES[name]))
+        if name in ESCAPES
+        else name
+        for name in TAMPERING
+    ],
+)
 def test_tampering_with_the_runner_never_passes(canary: Canary, workspace: Workspace, attack: str) -> None:
     land(workspace, TAMPERING[attack] + "\n" + BROKEN)
     result = grade(canary, workspace, episode("finished"), LIMITS)
