@@ -22,12 +22,14 @@ Standard library and pytest only: the harness copies this file beside the checks
 
 from __future__ import annotations
 
+import _hashlib
+import _json
+import _thread
 import ast
 import ctypes
 import gc
 import json
 import os
-import posixpath
 import secrets
 import sys
 import types
@@ -36,14 +38,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import _hashlib  # type: ignore[import-not-found]
-import _json  # type: ignore[import-not-found]
 import _pytest.assertion.rewrite
 import _pytest.main
 import _pytest.python
 import _pytest.reports
 import _pytest.runner
-import _thread
 import pluggy
 import pytest
 
@@ -111,11 +110,9 @@ _DENIED = frozenset(
         "sys._current_frames",
         "sys.addaudithook",
         "cpython.PyInterpreterState_New",
-        "code.__new__",
     }
 )
 _HIDDEN_ATTRS = frozenset({"gi_frame", "cr_frame", "ag_frame"})  # frames of suspended generators
-_SECRET_PROC_FILES = frozenset({"mem", "environ"})
 
 
 def _name(owner: object, attr: str) -> str:
@@ -143,32 +140,13 @@ def _codes(*functions: Callable[..., object]) -> tuple[types.CodeType, ...]:
     return tuple(f.__code__ for f in functions)
 
 
-def _any_is(value: object, candidates: tuple[object, ...]) -> bool:
-    """Identity, not equality: `in` would compare code objects by content (and `id` is audited)."""
-    for candidate in candidates:
-        if candidate is value:
-            return True
-    return False
+def _unencodable(thing: object) -> object:
+    raise TypeError(f"the grader does not send {type(thing).__name__} values")
 
 
 def _not_dumpable() -> None:
     """Out of reach of the checks' child processes: no ptrace, no /proc/<pid>/mem, no process_vm_readv."""
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
-
-
-def _secret_proc_path(path: object) -> bool:
-    """A path that may name another fd, the memory or the environment of a process (also via dir_fd)."""
-    if isinstance(path, bytes):
-        path = path.decode("utf-8", "surrogateescape")
-    if type(path) is not str:
-        return False
-    parts = posixpath.normpath(path).split("/")
-    if parts[-1] in _SECRET_PROC_FILES or (len(parts) > 1 and parts[-2] == "fd" and parts[-1].isdigit()):
-        return not path.startswith("/") or path.startswith(("/proc/", "/dev/")) or "/proc" in path
-    real = posixpath.realpath(path)
-    return real.startswith("/proc/") and (
-        real.rsplit("/", 1)[-1] in _SECRET_PROC_FILES or real.rsplit("/", 2)[-2] == "fd"
-    )
 
 
 def _install(
@@ -182,17 +160,22 @@ def _install(
 
     `senders` are the code objects allowed to raise the private event, `compilers` the ones allowed
     to compile source under the hidden folder's name (pytest's assertion rewriter, the sentinels).
+    The hook calls nothing pushed code could replace (only functions and constants captured here,
+    and methods of built-in types), and it never raises: a frame of it in a traceback would hand
+    its closure to whoever caught the exception. Denying is ending the process.
     """
     mac = _hashlib.hmac_new(key, digestmod="sha256")
     encode = _json.make_encoder(
-        None, None, _json.encode_basestring_ascii, None, ":", ",", False, False, False
+        None, _unencodable, _json.encode_basestring_ascii, None, ":", ",", False, False, False
     )
     write, exit_now, getpid, get_ident = os.write, os._exit, os.getpid, _thread.get_ident
-    getframe, join, secret_path, any_is = sys._getframe, "".join, _secret_proc_path, _any_is
+    getframe, join, zip_, len_, type_ = sys._getframe, "".join, zip, len, type
     gc_enabled, gc_disable, gc_enable = gc.isenabled, gc.disable, gc.enable
     denied, hidden_attrs, private, hidden = _DENIED, _HIDDEN_ATTRS, EVENT, f"/{HIDDEN_DIR}/"
+    secret_files, exit_status = frozenset({"mem", "environ"}), TAMPERED_EXIT
+    function_type, code_type = types.FunctionType, types.CodeType
     owner = getpid()
-    state = [0, bytes(32)]  # sequence number of the next line, MAC of the previous one
+    state: list[Any] = [0, bytes(32)]  # sequence number of the next line, MAC of the previous one
     pinned = tuple(plugin_globals.items())  # the plugin as it was before any pushed code ran
     busy: set[int] = set()  # threads inside the hook
     checking: set[int] = set()  # threads inside the hook's own frame check
@@ -213,55 +196,98 @@ def _install(
         """Say so on the channel and end the process: no exception (and no frame of this hook) escapes."""
         if getpid() == owner:
             emit({"e": "tampered", "why": why[:300]})
-        exit_now(TAMPERED_EXIT)
+        exit_now(exit_status)
+
+    def is_one_of(code: object, codes: tuple[types.CodeType, ...]) -> bool:
+        """Identity, not equality: `in` would compare code objects by content (and `id` is audited)."""
+        for candidate in codes:  # noqa: SIM110 (a generator expression is code too: keep it flat)
+            if candidate is code:
+                return True
+        return False
+
+    def caller_code(tid: int) -> types.CodeType:
+        """The code that raised the event (the hook's own getframe and f_code read are let through)."""
+        checking.add(tid)
+        code: types.CodeType = getframe(3).f_code  # caller_code, guard, hook, the raiser
+        checking.discard(tid)
+        return code
+
+    def code_file(tid: int, thing: object) -> str:
+        """The file a function or code object was compiled from ("" for anything else)."""
+        if type_(thing) is function_type:
+            checking.add(tid)
+            thing = thing.__code__  # type: ignore[attr-defined]
+            checking.discard(tid)
+        return thing.co_filename if type_(thing) is code_type else ""  # type: ignore[attr-defined]
+
+    def secret_path(path: object) -> bool:
+        """A path that may name a process's memory, environment or fds (literally: also via dir_fd)."""
+        if type_(path) is bytes:
+            path = path.decode("utf-8", "surrogateescape")  # type: ignore[attr-defined]
+        if type_(path) is not str:
+            return False
+        parts = [part for part in path.split("/") if part not in ("", ".")]  # type: ignore[attr-defined]
+        if not parts:
+            return False
+        name, parent = parts[-1], parts[-2] if len_(parts) > 1 else ""
+        return name in secret_files or (parent in ("fd", "fdinfo") and name.isdigit())
+
+    def report(tid: int, args: tuple[Any, ...]) -> None:
+        checking.add(tid)
+        caller = getframe(2)
+        code, namespace = caller.f_code, caller.f_globals
+        checking.discard(tid)
+        if not is_one_of(code, senders) or namespace is not plugin_globals:
+            tampered(f"the grader's private event was raised by {code.co_name!r}, not by the grader")
+        if len_(namespace) < len_(pinned):
+            tampered("the grader's own globals were deleted")
+        for (name, value), (now, current) in zip_(pinned, namespace.items()):
+            if now is not name or current is not value:
+                tampered(f"the grader's own {name} was replaced")
+        if len_(args) != 1 or type_(args[0]) is not dict or getpid() != owner:
+            tampered("the grader's private event carried something else than its report")
+        emit(args[0])
+
+    def guard(tid: int, event: str, args: tuple[Any, ...]) -> None:
+        if event in denied or event.startswith("ctypes."):
+            tampered(f"the code under test used {event}")
+        elif event == "object.__getattr__" and type_(args[1]) is str and args[1] in hidden_attrs:
+            tampered(f"the code under test read a generator's {args[1]}")
+        elif event == "object.__setattr__" and type_(args[1]) is str and args[1] == "__code__":
+            if hidden in code_file(tid, args[0]) or hidden in code_file(tid, args[2]):
+                tampered("the code under test replaced the __code__ of a hidden check")
+        elif event == "open" and secret_path(args[0]):
+            tampered(f"the code under test opened {args[0]!r:.120}")
+        elif event == "code.__new__" and type_(args[1]) is str and hidden in args[1]:
+            tampered(f"a code object was made as if it were a hidden check's ({args[1][-120:]})")
+        elif (
+            event == "compile"
+            and type_(args[1]) is str
+            and hidden in args[1]
+            and not is_one_of(caller_code(tid), compilers)
+        ):
+            tampered(f"code was compiled as if it were a hidden check ({args[1][-120:]})")
 
     def hook(event: str, args: tuple[Any, ...]) -> None:
         tid = get_ident()
         if tid in busy:
-            if tid in checking and event in ("sys._getframe", "object.__getattr__"):
+            if tid in checking and (event == "sys._getframe" or event == "object.__getattr__"):
                 return
             tampered(f"code ran inside the grader's reporter ({event})")
-        if event == private:
-            busy.add(tid)
-            was_enabled = gc_enabled()
-            gc_disable()
-            try:
-                checking.add(tid)
-                caller = getframe(1)
-                code, namespace = caller.f_code, caller.f_globals
-                checking.discard(tid)
-                if not any_is(code, senders) or namespace is not plugin_globals:
-                    tampered(f"the grader's private event was raised by {code.co_name!r}, not the grader")
-                for name, value in pinned:
-                    if namespace.get(name) is not value:
-                        tampered(f"the grader's own {name} was replaced")
-                if len(args) != 1 or type(args[0]) is not dict or getpid() != owner:
-                    tampered("the grader's private event carried something else than its report")
-                emit(args[0])
-            finally:
-                checking.discard(tid)
-                busy.discard(tid)
-                if was_enabled:
-                    gc_enable()
-            return
-        if event in denied or event.startswith("ctypes."):
-            tampered(f"the code under test used {event}")
-        elif event == "object.__getattr__" and args[1] in hidden_attrs:
-            tampered(f"the code under test read a generator's {args[1]}")
-        elif event == "object.__setattr__" and args[1] == "__code__":
-            tampered("the code under test replaced a function's __code__")
-        elif event == "open" and secret_path(args[0]):
-            tampered(f"the code under test opened {str(args[0])[:120]}")
-        elif event == "compile" and type(args[1]) is str and hidden in args[1]:
-            busy.add(tid)
-            checking.add(tid)
-            try:
-                code = getframe(1).f_code
-            finally:
-                checking.discard(tid)
-                busy.discard(tid)
-            if not any_is(code, compilers):
-                tampered(f"code was compiled as if it were a hidden check ({args[1][-120:]})")
+        busy.add(tid)
+        was_enabled = gc_enabled()
+        gc_disable()
+        try:
+            if event == private:
+                report(tid, args)
+            else:
+                guard(tid, event, args)
+        except BaseException as exc:  # a bug of the hook's own, or something that was not its own
+            tampered(f"the grader's reporter failed on {event}: {type_(exc).__name__}")
+        finally:
+            busy.discard(tid)
+            if was_enabled:
+                gc_enable()
 
     sys.addaudithook(hook)
 
@@ -473,8 +499,9 @@ def _delivered_by_pytest(report: pytest.TestReport, item: pytest.Item) -> str | 
             call = local.get("call")
             if local.get("report") is not report or local.get("item") is not item:
                 break
-            if report.when == "call" and report.passed and getattr(call, "excinfo", None) is not None:
-                return f"{report.nodeid} raised {call.excinfo.typename} but was reported passed"
+            excinfo = getattr(call, "excinfo", None)
+            if report.when == "call" and report.passed and excinfo is not None:
+                return f"{report.nodeid} raised {excinfo.typename} but was reported passed"
             while frame is not None and frame.f_code is not _RUNTESTLOOP:
                 frame = frame.f_back  # type: ignore[assignment]
             return None if frame is not None else f"{report.nodeid} was run outside pytest's run loop"
@@ -524,4 +551,3 @@ _install(
     _codes(_pytest.assertion.rewrite._rewrite_test, _SentinelModule._getobj, ast.parse),  # ast.parse: no code
     globals(),
 )
-

@@ -203,7 +203,7 @@ def run_hidden(canary: Canary, tree: Path, limits: SandboxLimits) -> Tally:
                 env=env,
                 visible=(tree, harness),
                 pass_fds=(config, channel.write),
-                proc=False,
+                mount_proc=False,
             )
         finally:
             os.close(config)
@@ -407,10 +407,10 @@ class _Reader:
             self.flag(f"{len(unreported)} collected checks were never reported, e.g. {unreported[0]}")
         for check in collected:
             call = self.phases.get(check, {}).get("call")
-            if check in self.functions and call is not None and call["outcome"] == "passed":
-                if self.raised.get(check, True):
-                    ran = "raised" if check in self.raised else "never ran"
-                    self.flag(f"{check} was reported passed but its test function {ran}")
+            passed = call is not None and call["outcome"] == "passed"
+            if passed and check in self.functions and self.raised.get(check, True):
+                ran = "raised" if check in self.raised else "never ran"
+                self.flag(f"{check} was reported passed but its test function {ran}")
         expected = {
             **dict.fromkeys(self.sentinels.must_pass, "passed"),
             **dict.fromkeys(self.sentinels.must_fail, "failed"),

@@ -3,7 +3,7 @@
 The API (grading and the tools build on it; keep it backward compatible):
 
     run_sandboxed(command, cwd, limits, *, env=None, writable=(), visible=(), network=None,
-                  pass_fds=(), proc=True) -> SandboxResult
+                  pass_fds=(), mount_proc=True) -> SandboxResult
 
 - `command`: a string (run with /bin/sh -c) or an argv list. `cwd`: the one writable tree (its
   `.git` is read-only inside, unless listed in `writable`).
@@ -18,7 +18,7 @@ The API (grading and the tools build on it; keep it backward compatible):
 - `env`: added to a scrubbed environment (fixed PATH, HOME and TMPDIR, no proxies, no API keys).
 - `pass_fds`: open file descriptors the command inherits, renumbered 3, 4, ... in that order (so
   they are the same numbers under every engine; podman gets `--preserve-fds`).
-- `proc`: False mounts no `/proc` in a bubblewrap sandbox (grading: no other process's memory,
+- `mount_proc`: False mounts no `/proc` in a bubblewrap sandbox (grading: no other process's memory,
   environment or fds to open, not even its own); podman always mounts one.
 
 How each limit is enforced, and why this way:
@@ -165,7 +165,7 @@ def run_sandboxed(
     visible: Sequence[Path] = (),
     network: bool | None = None,
     pass_fds: Sequence[int] = (),
-    proc: bool = True,
+    mount_proc: bool = True,
 ) -> SandboxResult:
     """Run `command` (a string: with /bin/sh -c) in `cwd` under `limits`; leaves no process behind.
 
@@ -178,7 +178,7 @@ def run_sandboxed(
         tuple(Path(p).absolute() for p in writable),
         tuple(Path(p).absolute() for p in visible),
         limits.network if network is None else network,
-        proc,
+        mount_proc,
         len(pass_fds),
     )
     rlimits = {
@@ -195,7 +195,16 @@ def run_sandboxed(
     with tempfile.TemporaryDirectory(prefix="agentloop-sandbox-") as scratch:
         child_env = _scrubbed_env(Path(scratch), env, limits.engine)
         wrapped = _wrap(argv, view, limits, rlimits, child_env)
-        shim = [sys.executable, "-I", "-S", "-c", _SHIM, procs_file, json.dumps(rlimits), json.dumps(list(pass_fds))]
+        shim = [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            _SHIM,
+            procs_file,
+            json.dumps(rlimits),
+            json.dumps(list(pass_fds)),
+        ]
         out_path = Path(scratch) / "output"
         start = time.monotonic()
         try:
