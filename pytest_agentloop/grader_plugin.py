@@ -28,6 +28,7 @@ import _thread
 import ast
 import ctypes
 import gc
+import importlib._bootstrap
 import json
 import os
 import secrets
@@ -152,14 +153,21 @@ def _not_dumpable() -> None:
 def _install(
     key: bytes,
     fd: int,
+    hidden: str,
     senders: tuple[types.CodeType, ...],
     compilers: tuple[types.CodeType, ...],
+    importers: tuple[types.CodeType, ...],
+    helpers: tuple[types.CodeType, ...],
     plugin_globals: dict[str, Any],
 ) -> None:
     """Install the reporter. Everything it needs is captured here; nothing else references the hook.
 
-    `senders` are the code objects allowed to raise the private event, `compilers` the ones allowed
-    to compile source under the hidden folder's name (pytest's assertion rewriter, the sentinels).
+    `hidden` is the hidden folder (a path ending in "/"). `senders` are the code objects allowed to
+    raise the private event, `compilers` the ones allowed to compile source under the hidden
+    folder's name (pytest's assertion rewriter, the sentinels), `importers` the ones whose
+    execution of a hidden test module makes its functions the genuine checks (the rewriter's
+    exec_module, the sentinels), `helpers` the ones that may execute other hidden modules (importlib).
+    A check's test function is accepted only if its code was made by one of those executions.
     The hook calls nothing pushed code could replace (only functions and constants captured here,
     and methods of built-in types), and it never raises: a frame of it in a traceback would hand
     its closure to whoever caught the exception. Denying is ending the process.
@@ -171,9 +179,14 @@ def _install(
     write, exit_now, getpid, get_ident = os.write, os._exit, os.getpid, _thread.get_ident
     getframe, join, zip_, len_, type_ = sys._getframe, "".join, zip, len, type
     gc_enabled, gc_disable, gc_enable = gc.isenabled, gc.disable, gc.enable
-    denied, hidden_attrs, private, hidden = _DENIED, _HIDDEN_ATTRS, EVENT, f"/{HIDDEN_DIR}/"
+    denied, hidden_attrs, private = _DENIED, _HIDDEN_ATTRS, EVENT
+    tree = hidden[: -len(HIDDEN_DIR) - 1]  # the export, ending in "/": where node ids start
+    genuine: dict[types.CodeType, bool] = {}  # code made by executing a hidden module -> a test module's
+    executed: set[str] = set()  # hidden files executed once already
     secret_files, exit_status = frozenset({"mem", "environ"}), TAMPERED_EXIT
-    function_type, code_type = types.FunctionType, types.CodeType
+    function_type, method_type, code_type = types.FunctionType, types.MethodType, types.CodeType
+    getattr_, libraries = getattr, _LIBRARIES
+    pyc_readers = (_pytest.assertion.rewrite._read_pyc.__code__,)
     owner = getpid()
     state: list[Any] = [0, bytes(32)]  # sequence number of the next line, MAC of the previous one
     pinned = tuple(plugin_globals.items())  # the plugin as it was before any pushed code ran
@@ -205,20 +218,29 @@ def _install(
                 return True
         return False
 
-    def caller_code(tid: int) -> types.CodeType:
-        """The code that raised the event (the hook's own getframe and f_code read are let through)."""
+    def caller_code(tid: int, depth: int = 3) -> types.CodeType:
+        """The code that raised the event, `depth` frames up (caller_code, guard, hook: 3).
+
+        The hook's own getframe and f_code read are let through."""
         checking.add(tid)
-        code: types.CodeType = getframe(3).f_code  # caller_code, guard, hook, the raiser
+        code: types.CodeType = getframe(depth).f_code
         checking.discard(tid)
         return code
 
-    def code_file(tid: int, thing: object) -> str:
-        """The file a function or code object was compiled from ("" for anything else)."""
+    def code_of(tid: int, thing: object) -> types.CodeType | None:
+        """The code of a function or bound method (or the code itself), None for anything else."""
+        if type_(thing) is method_type:
+            thing = thing.__func__  # type: ignore[attr-defined]
         if type_(thing) is function_type:
             checking.add(tid)
             thing = thing.__code__  # type: ignore[attr-defined]
             checking.discard(tid)
-        return thing.co_filename if type_(thing) is code_type else ""  # type: ignore[attr-defined]
+        return thing if type_(thing) is code_type else None  # type: ignore[return-value]
+
+    def code_file(tid: int, thing: object) -> str:
+        """The file a function or code object was compiled from ("" for anything else)."""
+        code = code_of(tid, thing)
+        return "" if code is None else code.co_filename
 
     def secret_path(path: object) -> bool:
         """A path that may name a process's memory, environment or fds (literally: also via dir_fd)."""
@@ -232,6 +254,50 @@ def _install(
         name, parent = parts[-1], parts[-2] if len_(parts) > 1 else ""
         return name in secret_files or (parent in ("fd", "fdinfo") and name.isdigit())
 
+    def record(tid: int, code: types.CodeType) -> None:
+        """A hidden module's code is about to run: its functions' code is the genuine checks'."""
+        caller = caller_code(tid, 4)  # caller_code, record, guard, hook
+        test_module = is_one_of(caller, importers)
+        if not test_module and not is_one_of(caller, helpers):
+            tampered(f"code of a hidden check was run by {caller.co_name!r}, not by pytest's import")
+        if code.co_filename in executed:
+            tampered(f"a hidden check file was executed twice ({code.co_filename[-120:]})")
+        executed.add(code.co_filename)
+        todo = [code]
+        while todo and len_(genuine) < 100_000:
+            current = todo.pop()
+            genuine[current] = test_module
+            todo.extend(const for const in current.co_consts if type_(const) is code_type)
+
+    def wrapped(tid: int, function: object) -> object:
+        """What a library's decorator (functools.wraps) says it wraps, or None."""
+        checking.add(tid)
+        attributes: Any = getattr_(function, "__dict__", None)
+        checking.discard(tid)
+        if type_(attributes) is not dict:
+            return None
+        for name, value in attributes.items():
+            if type_(name) is str and name == "__wrapped__":
+                return value
+        return None
+
+    def the_check(tid: int, nodeid: object, function: object) -> bool:
+        """Whether `function` is the check `nodeid`, compiled from its hidden file (through decorators
+        of a library, which are read-only in the sandbox, or of the hidden folder)."""
+        if type_(nodeid) is not str:
+            return False
+        path, _, name = str(nodeid).partition("::")
+        name = name.rpartition("::")[2].partition("[")[0]
+        for _ in range(8):
+            filename = code_file(tid, function)
+            code = code_of(tid, function)
+            if code is not None and genuine.get(code) is True:
+                return filename == tree + path and code.co_name == name
+            if not filename.startswith(libraries) and (code is None or genuine.get(code) is None):
+                return False
+            function = wrapped(tid, function)
+        return False
+
     def report(tid: int, args: tuple[Any, ...]) -> None:
         checking.add(tid)
         caller = getframe(2)
@@ -244,8 +310,10 @@ def _install(
         for (name, value), (now, current) in zip_(pinned, namespace.items()):
             if now is not name or current is not value:
                 tampered(f"the grader's own {name} was replaced")
-        if len_(args) != 1 or type_(args[0]) is not dict or getpid() != owner:
+        if not 1 <= len_(args) <= 2 or type_(args[0]) is not dict or getpid() != owner:
             tampered("the grader's private event carried something else than its report")
+        if len_(args) == 2 and not the_check(tid, args[0].get("id"), args[1]):
+            tampered(f"{args[0].get('id')} ran with a test function that is not its hidden check")
         emit(args[0])
 
     def guard(tid: int, event: str, args: tuple[Any, ...]) -> None:
@@ -254,16 +322,20 @@ def _install(
         elif event == "object.__getattr__" and type_(args[1]) is str and args[1] in hidden_attrs:
             tampered(f"the code under test read a generator's {args[1]}")
         elif event == "object.__setattr__" and type_(args[1]) is str and args[1] == "__code__":
-            if hidden in code_file(tid, args[0]) or hidden in code_file(tid, args[2]):
+            if code_file(tid, args[0]).startswith(hidden) or code_file(tid, args[2]).startswith(hidden):
                 tampered("the code under test replaced the __code__ of a hidden check")
         elif event == "open" and secret_path(args[0]):
             tampered(f"the code under test opened {args[0]!r:.120}")
-        elif event == "code.__new__" and type_(args[1]) is str and hidden in args[1]:
+        elif event == "exec" and type_(args[0]) is code_type and args[0].co_filename.startswith(hidden):
+            record(tid, args[0])
+        elif event in ("marshal.load", "marshal.loads") and is_one_of(caller_code(tid), pyc_readers):
+            tampered("a cached compiled hidden check was offered to pytest's rewriter")
+        elif event == "code.__new__" and type_(args[1]) is str and args[1].startswith(hidden):
             tampered(f"a code object was made as if it were a hidden check's ({args[1][-120:]})")
         elif (
             event == "compile"
             and type_(args[1]) is str
-            and hidden in args[1]
+            and args[1].startswith(hidden)
             and not is_one_of(caller_code(tid), compilers)
         ):
             tampered(f"code was compiled as if it were a hidden check ({args[1][-120:]})")
@@ -299,7 +371,7 @@ _ORIGINALS = tuple(_snapshot().items())
 _MODULES_AT_START = frozenset(sys.modules)
 _CALL_AND_REPORT = _pytest.runner.call_and_report.__code__
 _RUNTESTLOOP = _pytest.main.pytest_runtestloop.__code__
-_REWRITE = _pytest.assertion.rewrite._rewrite_test.__code__
+_HIDDEN_ROOT: str = _CONFIG["hidden"]  # the hidden folder, ending in "/"
 _TEST_REPORT = _pytest.reports.TestReport
 _FUNCTION = _pytest.python.Function
 _IS_ASYNC = _pytest.python.is_async_function
@@ -308,18 +380,18 @@ _RETURN_NOT_NONE = _pytest.python.PytestReturnNotNoneWarning
 _WARN = warnings.warn
 _AUDIT = sys.audit
 _LIBRARIES = tuple(sorted({os.path.join(p, "") for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}))
-_SENTINELS: tuple[tuple[str, str], ...] = tuple((s["path"], s["source"]) for s in _CONFIG["sentinels"])
+# The sentinel modules: (file name in the hidden folder, source).
+_SENTINELS: tuple[tuple[str, str], ...] = tuple((s["name"], s["source"]) for s in _CONFIG["sentinels"])
 
 
 class _SentinelModule(pytest.Module):
     """A check module compiled from source the harness sent: in memory, never on disk."""
 
-    source = ""
-
     def _getobj(self) -> types.ModuleType:
+        source = dict(_SENTINELS)[self.path.name]
         module = types.ModuleType(self.path.stem)
         module.__file__ = str(self.path)
-        exec(compile(self.source, str(self.path), "exec"), module.__dict__)
+        exec(compile(source, str(self.path), "exec"), module.__dict__)
         return module
 
 
@@ -353,18 +425,17 @@ class Grader:
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, session: pytest.Session, items: list[pytest.Item]) -> None:
         """Place each sentinel module at a random boundary between modules (their fixtures are unaffected)."""
-        folder = items[0].parent.parent if items and items[0].parent is not None else None
-        for path, source in _SENTINELS:
-            module = _SentinelModule.from_parent(folder or session, path=Path(session.config.rootpath, path))
-            module.source = source
+        modules = [item.getparent(pytest.Module) for item in items]
+        folder = modules[0].parent if modules and modules[0] is not None else None
+        for name, _ in _SENTINELS:
+            module = _SentinelModule.from_parent(folder or session, path=Path(_HIDDEN_ROOT, name))
             checks = [item for item in module.collect() if isinstance(item, pytest.Item)]
             bounds = [
-                i
-                for i in range(len(items) + 1)
-                if i in (0, len(items)) or items[i].parent is not items[i - 1].parent
+                i for i in range(len(items) + 1) if i in (0, len(items)) or modules[i] is not modules[i - 1]
             ]
             at = bounds[secrets.randbelow(len(bounds))]
             items[at:at] = checks
+            modules[at:at] = [module] * len(checks)
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_finish(self, session: pytest.Session) -> None:
@@ -379,16 +450,15 @@ class Grader:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool:
-        """Call the collected test function here (as pytest's own call does), and say whether it raised."""
+        """Call the collected test function here (as pytest's own call does), and say whether it raised.
+
+        The audit hook checks the function is the hidden check's own before it accepts the event.
+        """
         nodeid = pyfuncitem.nodeid
-        function = self.functions.get(nodeid)
-        why = (
-            _not_a_check(function, pyfuncitem) if self.items.get(nodeid) is pyfuncitem else "never collected"
-        )
-        if why is not None:
-            _AUDIT(EVENT, {"e": "tampered", "why": f"{nodeid} ran with a test function {why}"})
+        function = self.functions.get(nodeid) if self.items.get(nodeid) is pyfuncitem else None
+        if function is None:
+            _AUDIT(EVENT, {"e": "tampered", "why": f"{nodeid} ran but was never collected as it is"})
             os._exit(TAMPERED_EXIT)
-        assert function is not None
         try:
             if _IS_ASYNC(function):
                 _ASYNC_FAIL(nodeid)
@@ -397,15 +467,12 @@ class Grader:
             if hasattr(result, "__await__") or hasattr(result, "__aiter__"):
                 _ASYNC_FAIL(nodeid)
             elif result is not None:
-                _WARN(
-                    _RETURN_NOT_NONE(
-                        f"Test functions should return None, but {nodeid} returned {type(result)!r}."
-                    )
-                )
+                returned = f"Test functions should return None, but {nodeid} returned {type(result)!r}."
+                _WARN(_RETURN_NOT_NONE(returned))
         except BaseException:
-            _AUDIT(EVENT, {"e": "ran", "id": nodeid, "raised": True})
+            _AUDIT(EVENT, {"e": "ran", "id": nodeid, "raised": True}, function)
             raise
-        _AUDIT(EVENT, {"e": "ran", "id": nodeid, "raised": False})
+        _AUDIT(EVENT, {"e": "ran", "id": nodeid, "raised": False}, function)
         return True
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -473,20 +540,6 @@ def _patched() -> list[str]:
     return [name for name, original in _ORIGINALS if now.get(name) is not original]
 
 
-def _not_a_check(function: object, item: pytest.Function) -> str | None:
-    """Why `function` is not the check's own (or a library's decorator around it), or None.
-
-    A function written by the pushed code lives in the pushed tree: it is never a check.
-    """
-    code = getattr(function, "__code__", None)
-    if not isinstance(code, types.CodeType):
-        return "that is not a Python function"
-    filename = code.co_filename
-    if filename == str(item.path) or filename.startswith(_LIBRARIES):
-        return None
-    return f"from {filename}"
-
-
 def _delivered_by_pytest(report: pytest.TestReport, item: pytest.Item) -> str | None:
     """None when pytest's own call_and_report, inside its run loop, made this report for this item."""
     frame = sys._getframe(1)
@@ -540,6 +593,7 @@ def pytest_configure(config: pytest.Config) -> None:
 _install(
     bytes.fromhex(_CONFIG.pop("key")),
     int(_CONFIG["channel"]),
+    _HIDDEN_ROOT,
     _codes(
         Grader.pytest_sessionstart,
         Grader.pytest_collectreport,
@@ -549,5 +603,7 @@ _install(
         Grader.pytest_sessionfinish,
     ),
     _codes(_pytest.assertion.rewrite._rewrite_test, _SentinelModule._getobj, ast.parse),  # ast.parse: no code
+    _codes(_pytest.assertion.rewrite.AssertionRewritingHook.exec_module, _SentinelModule._getobj),
+    _codes(importlib._bootstrap._call_with_frames_removed),  # type: ignore[attr-defined]
     globals(),
 )

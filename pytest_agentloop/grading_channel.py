@@ -145,7 +145,7 @@ class _Sentinels:
         return self.must_pass | self.must_fail
 
     def config(self) -> list[dict[str, str]]:
-        return [{"path": f"{HIDDEN_DIR}/{name}", "source": source} for name, source in self.files.items()]
+        return [{"name": name, "source": source} for name, source in self.files.items()]
 
 
 def run_hidden(canary: Canary, tree: Path, limits: SandboxLimits) -> Tally:
@@ -183,7 +183,9 @@ def run_hidden(canary: Canary, tree: Path, limits: SandboxLimits) -> Tally:
             *(f"{HIDDEN_DIR}/{name}" for name in canary.hidden_tests),
         ]
         # Passed in as fds 3 (the configuration) and 4 (the channel): see sandbox.run_sandboxed.
-        config = _config_pipe({"key": key.hex(), "channel": 4, "sentinels": sentinels.config()})
+        config = _config_pipe(
+            {"key": key.hex(), "channel": 4, "hidden": f"{hidden}/", "sentinels": sentinels.config()}
+        )
         channel = _Channel()
         env = {
             "PYTHONPATH": str(harness),
