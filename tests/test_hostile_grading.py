@@ -374,7 +374,7 @@ TAMPERING = {
     "frames-register-flipping-plugin": FRAMES_REGISTER_FLIPPING_PLUGIN,
     "frames-wrap-hook-execution": FRAMES_WRAP_HOOK_EXECUTION,
     "fake-check-under-the-hidden-name": FAKE_CHECK_UNDER_THE_HIDDEN_NAME,
-}# Swaps in, for each real check, the test function of a check that passes (genuine code, from the
+}  # Swaps in, for each real check, the test function of a check that passes (genuine code, from the
 # hidden folder: a sentinel's or test_add_negative's own), so the grader would call a passing check.
 BORROW_A_PASSING_CHECK = """
 import sys
