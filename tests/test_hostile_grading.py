@@ -585,3 +585,26 @@ def test_a_check_file_that_fails_to_collect_is_failed_not_tampered(tmp_path: Pat
         result = grade(canary, workspace, episode("finished"), LIMITS)
     assert result.outcome is Outcome.FAILED
     assert result.reason == "1 of 4 hidden checks fail: test_broken.py (did not collect)", result.reason
+
+
+# A hidden check that tries what a child process of the pushed code would: attach to the checks'
+# process with ptrace (the child has no audit hook; ctypes is its own).
+TRACE_THE_PARENT = """
+import os, subprocess, sys
+
+def test_a_child_cannot_attach_to_the_checks_process():
+    child = ("import ctypes, os; libc = ctypes.CDLL(None, use_errno=True); "
+             "print(libc.ptrace(16, os.getppid(), 0, 0), ctypes.get_errno())")
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=30)
+    assert done.stdout.split() == ["-1", "1"], (done.stdout, done.stderr)  # -1, EPERM
+"""
+
+
+def test_the_checks_process_cannot_be_traced_by_its_children(tmp_path: Path) -> None:
+    """The grader makes the checks' process non-dumpable: a child (no hook) gets EPERM from
+    PTRACE_ATTACH, where it would otherwise stop the process and read its memory."""
+    canary = make_canary(tmp_path, extra_hidden={"test_trace.py": TRACE_THE_PARENT})
+    with Workspace.create(canary, parent=tmp_path) as workspace:
+        land(workspace, FIXED)
+        result = grade(canary, workspace, episode("finished"), LIMITS)
+    assert result.outcome is Outcome.PASSED, result.check_output
