@@ -180,6 +180,8 @@ def _install(
     getframe, join, zip_, len_, type_ = sys._getframe, "".join, zip, len, type
     gc_enabled, gc_disable, gc_enable = gc.isenabled, gc.disable, gc.enable
     denied, hidden_attrs, private = _DENIED, _HIDDEN_ATTRS, EVENT
+    watched = denied | {private, "object.__setattr__", "open", "exec", "compile", "code.__new__"}
+    watched |= {"marshal.load", "marshal.loads", "object.__getattr__"}
     tree = hidden[: -len(HIDDEN_DIR) - 1]  # the export, ending in "/": where node ids start
     genuine: dict[types.CodeType, bool] = {}  # code made by executing a hidden module -> a test module's
     executed: set[str] = set()  # hidden files executed once already
@@ -346,6 +348,8 @@ def _install(
             if tid in checking and (event == "sys._getframe" or event == "object.__getattr__"):
                 return
             tampered(f"code ran inside the grader's reporter ({event})")
+        if event not in watched and not event.startswith("ctypes."):
+            return  # most events (imports, id(), attribute reads): nothing to do, and fast
         busy.add(tid)
         was_enabled = gc_enabled()
         gc_disable()
