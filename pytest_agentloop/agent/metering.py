@@ -19,8 +19,10 @@ no tools acts some other way (aider's edit blocks): its tool-call counters stay 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -289,6 +291,19 @@ class StreamAssembler:
         return body
 
 
+class _ProxyServer(ThreadingHTTPServer):
+    """An agent that drops its connection mid-reply (killed at a budget, a cancelled stream) is routine:
+    logged at debug, not printed as a traceback into the test's output; anything else is logged as an
+    error of the proxy."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        gone = isinstance(sys.exc_info()[1], ConnectionError)
+        log = logging.getLogger("agentloop")
+        log.log(logging.DEBUG if gone else logging.ERROR, "metering proxy: %s", client_address, exc_info=True)
+
+
 class MeteringProxy:
     """`with MeteringProxy(upstream, meter) as proxy:` hand `proxy.url` to the agent as its model URL."""
 
@@ -311,8 +326,7 @@ class MeteringProxy:
             # server's delayed ACK (40 ms a request on Linux loopback).
             transport=httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]),
         )
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._httpd.daemon_threads = True
+        self._httpd = _ProxyServer(("127.0.0.1", 0), _handler_for(self))
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -358,6 +372,7 @@ def _handler_for(proxy: MeteringProxy) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True
         wbufsize = 1 << 16  # headers and body leave in one write (flushed per request and per SSE event)
+        relaying = False  # a stream's headers went out: a later upstream fault can only cut it short
 
         def do_GET(self) -> None:
             try:
@@ -444,7 +459,9 @@ def _handler_for(proxy: MeteringProxy) -> type[BaseHTTPRequestHandler]:
                         return
                     self._relay(response, assembler, wants_usage)
             except httpx.TransportError as exc:
-                self._upstream_failed(exc)
+                message = self._upstream_failed(exc)
+                if not self.relaying:  # nothing sent yet: the agent gets an error it can read
+                    self._send(502, _error_body(message, "upstream_error"))
                 self.close_connection = True
                 return
             self._count(body, assembler.completion, time.monotonic() - started)
@@ -454,6 +471,7 @@ def _handler_for(proxy: MeteringProxy) -> type[BaseHTTPRequestHandler]:
         def _relay(self, response: httpx.Response, assembler: StreamAssembler, wants_usage: bool) -> None:
             """Pass each SSE event on as it arrives (chunked), except a usage event nobody asked for and
             `[DONE]`, which goes out once the reply is counted."""
+            self.relaying = True
             self.send_response(response.status_code)
             self.send_header("Content-Type", response.headers.get("content-type", "text/event-stream"))
             self.send_header("Cache-Control", "no-cache")
