@@ -97,7 +97,8 @@ def test_an_agent_that_does_not_push_fails_like_any_other(pytester: pytest.Pytes
     (record,) = attempts(project / "r.json")
     assert record["outcome"] == "failed" and not record["pushed"]
     # Why it stopped stays in the reason: its exit status and its last words on stdout.
-    assert record["reason"].startswith("declared done without pushing; the agent: exit status 0: looked around")
+    stop = "declared done without pushing; the agent: exit status 0: looked around"
+    assert record["reason"].startswith(stop)
 
 
 def test_a_hanging_agent_is_killed_at_the_time_budget(pytester: pytest.Pytester, project: Path) -> None:

@@ -262,7 +262,7 @@ def test_an_agent_that_drops_its_connection_leaves_no_traceback(capfd: pytest.Ca
         host, port = proxy.url.removeprefix("http://").removesuffix("/v1").split(":")
         for _ in range(3):
             with socket.create_connection((host, int(port)), timeout=10) as raw:
-                raw.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 100000\r\n\r\n{\"mo")
+                raw.sendall(b'POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 100000\r\n\r\n{"mo')
                 raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
         listed = httpx.get(f"{proxy.url}/models", timeout=10)  # served after the resets
     assert listed.status_code == 200
