@@ -9,12 +9,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Self
 
 POLL_S = 0.05  # how often serve_forever looks for a shutdown: bounds how long stop() waits
 
 
 class LoopbackServer:
-    """`server = LoopbackServer(Handler, name="x"); server.start(); ... server.stop()`; `root` is its URL."""
+    """`with LoopbackServer(Handler, name="x") as server:` serves on `server.root` until the block ends.
+
+    Servers with more to start or stop (the proxy's upstream client) subclass it and extend
+    `start`/`stop`; the `with` protocol stays this one."""
 
     def __init__(
         self, handler: type[BaseHTTPRequestHandler], *, name: str, host: str = "127.0.0.1", port: int = 0
@@ -31,14 +36,23 @@ class LoopbackServer:
         host, port = self._httpd.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def start(self) -> None:
+    def start(self) -> Self:
         self._thread.start()
+        return self
 
     def stop(self) -> None:
         """Stop serving and free the port; a request still running is left to its daemon thread."""
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
 
 
 def send_body(

@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
 from typing import Any, ClassVar
 
 import httpx
@@ -273,7 +272,7 @@ class StreamAssembler:
         return body
 
 
-class MeteringProxy:
+class MeteringProxy(LoopbackServer):
     """`with MeteringProxy(upstream, meter) as proxy:` hand `proxy.url` to the agent as its model URL."""
 
     def __init__(
@@ -295,20 +294,14 @@ class MeteringProxy:
             # server's delayed ACK (40 ms a request on Linux loopback).
             transport=httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]),
         )
-        self._server = LoopbackServer(_handler_for(self), name="agentloop-proxy")
+        super().__init__(_handler_for(self), name="agentloop-proxy")
 
     @property
     def url(self) -> str:
-        return f"{self._server.root}/v1"
+        return f"{self.root}/v1"
 
-    def __enter__(self) -> MeteringProxy:
-        self._server.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._server.stop()
+    def stop(self) -> None:
+        super().stop()
         self.client.close()
 
     def target(self, path: str) -> str:

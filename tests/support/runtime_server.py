@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from pytest_agentloop.loopback import LoopbackServer, send_body
@@ -18,7 +17,7 @@ from pytest_agentloop.loopback import LoopbackServer, send_body
 Answer = tuple[int, Any]
 
 
-class RuntimeServer:
+class RuntimeServer(LoopbackServer):
     """`with Emulator(...) as server:` then point the adapter at `server.url`."""
 
     name = "runtime"
@@ -26,11 +25,11 @@ class RuntimeServer:
     def __init__(self, address: str = "127.0.0.1") -> None:
         self.requests: list[tuple[str, str, Any]] = []  # (method, path, body)
         self.lock = threading.RLock()
-        self._server = LoopbackServer(_handler_for(self), name=self.name, host=address)
+        super().__init__(_handler_for(self), name=self.name, host=address)
 
     @property
     def url(self) -> str:
-        return self._server.root
+        return self.root
 
     def handle(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> Answer:
         raise NotImplementedError
@@ -38,15 +37,6 @@ class RuntimeServer:
     def seen(self, method: str, path: str) -> list[Any]:
         """Bodies of the requests to one route, oldest first."""
         return [body for m, p, body in self.requests if m == method and p == path]
-
-    def __enter__(self) -> Self:
-        self._server.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._server.stop()
 
 
 def _handler_for(server: RuntimeServer) -> type[BaseHTTPRequestHandler]:

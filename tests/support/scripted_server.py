@@ -23,7 +23,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler
-from types import TracebackType
 from typing import Any
 
 from pytest_agentloop.loopback import LoopbackServer, send_body
@@ -281,7 +280,7 @@ def _down(server: ScriptedServer, body: dict[str, Any]) -> Reply:
     return {"status": 500}
 
 
-class ScriptedServer:
+class ScriptedServer(LoopbackServer):
     """`with ScriptedServer("solve", edits=[...]) as server:` then point a backend at `server.url`."""
 
     def __init__(
@@ -308,27 +307,15 @@ class ScriptedServer:
         self.requests: list[dict[str, Any]] = []
         self.request_count = 0  # chat requests so far, including those answered with an error
         self._lock = threading.Lock()
-        self._server = LoopbackServer(_handler_for(self), name="scripted-server", host=host, port=port)
+        super().__init__(_handler_for(self), name="scripted-server", host=host, port=port)
 
     @property
     def url(self) -> str:
-        return f"{self._server.root}/v1"
-
-    def start(self) -> ScriptedServer:
-        self._server.start()
-        return self
+        return f"{self.root}/v1"
 
     def stop(self) -> None:
         self.stopping.set()
-        self._server.stop()
-
-    def __enter__(self) -> ScriptedServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+        super().stop()
 
     def reply(self, body: dict[str, Any]) -> tuple[int, dict[str, Any] | bytes, dict[str, str]]:
         """The HTTP status, body (JSON, or raw bytes) and extra headers for one chat request."""
