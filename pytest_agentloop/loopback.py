@@ -6,13 +6,32 @@ model servers reuse it, so starting, addressing and stopping a loopback server i
 
 from __future__ import annotations
 
+import logging
+import sys
 import threading
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 POLL_S = 0.05  # how often serve_forever looks for a shutdown: bounds how long stop() waits
+_log = logging.getLogger("agentloop")
+
+
+class _Server(ThreadingHTTPServer):
+    """A client that drops its connection mid-reply (an agent killed at a budget, a cancelled stream, a
+    test's client timing out on purpose) is routine: logged at debug, not printed as a traceback into
+    the test's output; anything else is logged as an error of the named server."""
+
+    daemon_threads = True  # a hung request never holds the process open
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], name: str) -> None:
+        super().__init__(address, handler)
+        self.name = name
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        gone = isinstance(sys.exc_info()[1], ConnectionError)
+        _log.log(logging.DEBUG if gone else logging.ERROR, "%s: %s", self.name, client_address, exc_info=True)
 
 
 class LoopbackServer:
@@ -24,8 +43,7 @@ class LoopbackServer:
     def __init__(
         self, handler: type[BaseHTTPRequestHandler], *, name: str, host: str = "127.0.0.1", port: int = 0
     ) -> None:
-        self._httpd = ThreadingHTTPServer((host, port), handler)
-        self._httpd.daemon_threads = True  # a hung request never holds the process open
+        self._httpd = _Server((host, port), handler, name)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": POLL_S}, name=name, daemon=True
         )

@@ -294,7 +294,7 @@ class MeteringProxy(LoopbackServer):
             # server's delayed ACK (40 ms a request on Linux loopback).
             transport=httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]),
         )
-        super().__init__(_handler_for(self), name="agentloop-proxy")
+        super().__init__(_handler_for(self), name="metering proxy")
 
     @property
     def url(self) -> str:
@@ -325,6 +325,7 @@ def _handler_for(proxy: MeteringProxy) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True
         wbufsize = 1 << 16  # headers and body leave in one write (flushed per request and per SSE event)
+        relaying = False  # a stream's headers went out: a later upstream fault can only cut it short
 
         def do_GET(self) -> None:
             try:
@@ -411,7 +412,9 @@ def _handler_for(proxy: MeteringProxy) -> type[BaseHTTPRequestHandler]:
                         return
                     self._relay(response, assembler, wants_usage)
             except httpx.TransportError as exc:
-                self._upstream_failed(exc)
+                message = self._upstream_failed(exc)
+                if not self.relaying:  # nothing sent yet: the agent gets an error it can read
+                    self._send(502, _error_body(message, "upstream_error"))
                 self.close_connection = True
                 return
             self._count(body, assembler.completion, time.monotonic() - started)
@@ -421,6 +424,7 @@ def _handler_for(proxy: MeteringProxy) -> type[BaseHTTPRequestHandler]:
         def _relay(self, response: httpx.Response, assembler: StreamAssembler, wants_usage: bool) -> None:
             """Pass each SSE event on as it arrives (chunked), except a usage event nobody asked for and
             `[DONE]`, which goes out once the reply is counted."""
+            self.relaying = True
             self.send_response(response.status_code)
             self.send_header("Content-Type", response.headers.get("content-type", "text/event-stream"))
             self.send_header("Cache-Control", "no-cache")
