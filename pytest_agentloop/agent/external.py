@@ -311,15 +311,7 @@ def _metered(task: AgentTask, meter: Meter) -> Episode:
         end="finished",
         transcript=meter.transcript(task.canary.spec.spec),
         unknown=unknown,
-        tool_calls=meter.tool_calls,
-        malformed_tool_calls=meter.malformed_tool_calls,
-        redundant_tool_calls=meter.redundant_tool_calls,
-        text_tool_calls=meter.text_tool_calls,
-        truncated_replies=meter.truncated_replies,
-        prompt_tokens=meter.prompt_tokens,
-        completion_tokens=meter.completion_tokens,
-        model_s=meter.model_s,
-        tokens_estimated=meter.tokens_estimated,
+        **meter.counts(),
     )
 
 
