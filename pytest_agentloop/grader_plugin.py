@@ -11,8 +11,8 @@ The plugin's pytest hooks hand each event to the hook with a private `sys.audit`
 accepts it only from the plugin's own code, and builds nothing from what the caller could fake:
 reports are checked against pytest's own call chain and the items collected, and the test function
 is called here, so whether it raised is recorded first-hand. The hook also guards the process: the
-introspection and native access that could reach it (gc, frames of generators, tracing, ctypes,
-sub-interpreters, code objects, another audit hook, `/proc/<pid>/mem|environ|fd`) write a
+introspection and native access that could reach it (gc, tracing, ctypes, sub-interpreters, code
+made under a hidden file's name, another audit hook, `/proc/<pid>/mem|environ|fd`) write a
 `tampered` line and end the process. Sentinel checks of known result are built in memory, never on
 disk, and placed at random module boundaries among the real checks.
 
@@ -113,7 +113,6 @@ _DENIED = frozenset(
         "cpython.PyInterpreterState_New",
     }
 )
-_HIDDEN_ATTRS = frozenset({"gi_frame", "cr_frame", "ag_frame"})  # frames of suspended generators
 
 
 def _name(owner: object, attr: str) -> str:
@@ -179,9 +178,9 @@ def _install(
     write, exit_now, getpid, get_ident = os.write, os._exit, os.getpid, _thread.get_ident
     getframe, join, zip_, len_, type_ = sys._getframe, "".join, zip, len, type
     gc_enabled, gc_disable, gc_enable = gc.isenabled, gc.disable, gc.enable
-    denied, hidden_attrs, private = _DENIED, _HIDDEN_ATTRS, EVENT
+    denied, private = _DENIED, EVENT
     watched = denied | {private, "object.__setattr__", "open", "exec", "compile", "code.__new__"}
-    watched |= {"marshal.load", "marshal.loads", "object.__getattr__"}
+    watched |= {"marshal.load", "marshal.loads"}
     tree = hidden[: -len(HIDDEN_DIR) - 1]  # the export, ending in "/": where node ids start
     genuine: dict[types.CodeType, bool] = {}  # code made by executing a hidden module -> a test module's
     executed: set[str] = set()  # hidden files executed once already
@@ -314,15 +313,15 @@ def _install(
                 tampered(f"the grader's own {name} was replaced")
         if not 1 <= len_(args) <= 2 or type_(args[0]) is not dict or getpid() != owner:
             tampered("the grader's private event carried something else than its report")
-        if len_(args) == 2 and not the_check(tid, args[0].get("id"), args[1]):
-            tampered(f"{args[0].get('id')} ran with a test function that is not its hidden check")
+        nodeid = args[0].get("id")
+        if len_(args) == 2 and not the_check(tid, nodeid, args[1]):
+            shown = nodeid if type_(nodeid) is str else "a check"
+            tampered(f"{shown} ran with a test function that is not its hidden check")
         emit(args[0])
 
     def guard(tid: int, event: str, args: tuple[Any, ...]) -> None:
         if event in denied or event.startswith("ctypes."):
             tampered(f"the code under test used {event}")
-        elif event == "object.__getattr__" and type_(args[1]) is str and args[1] in hidden_attrs:
-            tampered(f"the code under test read a generator's {args[1]}")
         elif event == "object.__setattr__" and type_(args[1]) is str and args[1] == "__code__":
             if code_file(tid, args[0]).startswith(hidden) or code_file(tid, args[2]).startswith(hidden):
                 tampered("the code under test replaced the __code__ of a hidden check")
@@ -358,8 +357,8 @@ def _install(
                 report(tid, args)
             else:
                 guard(tid, event, args)
-        except BaseException as exc:  # a bug of the hook's own, or something that was not its own
-            tampered(f"the grader's reporter failed on {event}: {type_(exc).__name__}")
+        except BaseException:  # a bug of the hook's own, or something that was not its own
+            tampered(f"the grader's reporter failed on {event}")
         finally:
             busy.discard(tid)
             if was_enabled:
@@ -375,7 +374,9 @@ _ORIGINALS = tuple(_snapshot().items())
 _MODULES_AT_START = frozenset(sys.modules)
 _CALL_AND_REPORT = _pytest.runner.call_and_report.__code__
 _RUNTESTLOOP = _pytest.main.pytest_runtestloop.__code__
-_HIDDEN_ROOT: str = _CONFIG["hidden"]  # the hidden folder, ending in "/"
+# The hidden folder, ending in "/", as pytest will name its files: from the working directory (the
+# tree), read before any pushed code runs.
+_HIDDEN_ROOT = os.path.join(os.getcwd(), HIDDEN_DIR, "")
 _TEST_REPORT = _pytest.reports.TestReport
 _FUNCTION = _pytest.python.Function
 _IS_ASYNC = _pytest.python.is_async_function

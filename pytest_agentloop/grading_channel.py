@@ -183,9 +183,7 @@ def run_hidden(canary: Canary, tree: Path, limits: SandboxLimits) -> Tally:
             *(f"{HIDDEN_DIR}/{name}" for name in canary.hidden_tests),
         ]
         # Passed in as fds 3 (the configuration) and 4 (the channel): see sandbox.run_sandboxed.
-        config = _config_pipe(
-            {"key": key.hex(), "channel": 4, "hidden": f"{hidden}/", "sentinels": sentinels.config()}
-        )
+        config = _config_pipe({"key": key.hex(), "channel": 4, "sentinels": sentinels.config()})
         channel = _Channel()
         env = {
             "PYTHONPATH": str(harness),
