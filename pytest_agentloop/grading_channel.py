@@ -75,8 +75,8 @@ class _Channel:
     """
 
     def __init__(self) -> None:
-        self._read, write = os.pipe()
-        self.write: int | None = write
+        self._read, self.write = os.pipe()
+        self._writing = True
         self.data = bytearray()
         self.flooded = False
         self._thread = threading.Thread(target=self._pump, name="agentloop-grading-channel", daemon=True)
@@ -97,9 +97,9 @@ class _Channel:
 
     def close(self) -> bool:
         """Stop after the sandbox ended; False when some writer still held the channel open."""
-        if self.write is not None:
+        if self._writing:
             os.close(self.write)
-            self.write = None
+            self._writing = False
         self._thread.join(_DRAIN_S)
         drained = not self._thread.is_alive()
         if drained:
@@ -182,20 +182,19 @@ def run_hidden(canary: Canary, tree: Path, limits: SandboxLimits) -> Tally:
             "--continue-on-collection-errors",
             *(f"{HIDDEN_DIR}/{name}" for name in canary.hidden_tests),
         ]
-        # Passed in as fds 3 (the configuration) and 4 (the channel): see sandbox.run_sandboxed.
-        config = _config_pipe({"key": key.hex(), "channel": 4, "sentinels": sentinels.config()})
-        channel = _Channel()
         env = {
             "PYTHONPATH": str(harness),
             CONFIG_ENV: "3",
             "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
         }
         timeout = replace(limits, timeout_s=canary.spec.checks.timeout)
+        # Passed in as fds 3 (the configuration) and 4 (the channel): see sandbox.run_sandboxed.
+        config = _config_pipe({"key": key.hex(), "channel": 4, "sentinels": sentinels.config()})
+        channel = _Channel()
         try:
             # The export and the checks are read-only inside: nothing the code under test does can
             # change a check or the tree being graded. No /proc: no process's memory, environment or
             # fds to open. The harness folder holds the plugin and the ini file.
-            assert channel.write is not None
             result = run_sandboxed(
                 command,
                 tree,
