@@ -1,6 +1,7 @@
 """What grading costs per attempt: the clean export, the sandboxed checks with sentinels, the baseline.
 
-Run: `python benchmarks/bench_grading.py [canary_dir] [-n 10]`. Replays the canary's reference
+Run from the repository root:
+`python -m benchmarks.bench_grading [canary_dir] [-n 10]`. Replays the canary's reference
 solution into fresh workspaces and times each step of grading; the baseline run (once per canary
 and process) is timed apart. Prints figures; asserts nothing.
 """
@@ -8,11 +9,11 @@ and process) is timed apart. Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.support import ms_figures
 from pytest_agentloop.canary import load_canary
 from pytest_agentloop.grading import _BASELINES, baseline, run_checks
 from pytest_agentloop.grading_export import export_commit
@@ -20,11 +21,6 @@ from pytest_agentloop.sandbox import SandboxLimits
 from pytest_agentloop.workspace import Workspace
 
 DEFAULT = Path(__file__).resolve().parent.parent / "canaries" / "heavy" / "provider-timeouts"
-
-
-def _summary(label: str, seconds: list[float]) -> str:
-    ms = sorted(s * 1000 for s in seconds)
-    return f"{label:<22} n={len(ms)}  median={statistics.median(ms):7.1f} ms  max={ms[-1]:7.1f} ms"
 
 
 def main() -> None:
@@ -57,9 +53,12 @@ def main() -> None:
                 checks.append(time.perf_counter() - start)
                 assert run.all_passed, run.summary
     print(f"canary {canary.id}: {run.checks} hidden checks + 4 sentinels, engine {limits.engine}")
-    print(_summary("clean export", export))
-    print(_summary("checks (export+run)", checks))
-    print(_summary("baseline (once/canary)", first_baseline))
+    for label, seconds in (
+        ("clean export", export),
+        ("checks (export+run)", checks),
+        ("baseline (once/canary)", first_baseline),
+    ):
+        print(f"{label:<22} {ms_figures(seconds)}")
 
 
 if __name__ == "__main__":

@@ -13,17 +13,13 @@ Run from the repository root: `python -m benchmarks.bench_loop [--turns 200]`.
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from benchmarks.support import scripted_server_process
 from pytest_agentloop.agent.base import AgentTask, Budget
 from pytest_agentloop.agent.loop import LoopAgent
 from pytest_agentloop.agent.tools import Toolbox
@@ -60,40 +56,11 @@ class TimedBackend:
         self.backend.close()
 
 
-@contextmanager
-def server_process(behaviour: str) -> Iterator[str]:
-    """The scripted server in a process of its own; yields its base URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.support.scripted_server",
-            "--behaviour",
-            behaviour,
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = process.stdout.readline() if process.stdout else ""  # "serving ... at URL": it listens
-        if "serving" not in line:
-            raise RuntimeError(f"the scripted server did not start: {line!r}")
-        yield line.split(" at ", 1)[1].split(" ", 1)[0]
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
 def measure(turns: int) -> tuple[list[float], list[float], list[float]]:
     """Per turn: this process's CPU seconds, wall seconds outside the HTTP call, seconds inside it."""
     with (
         tempfile.TemporaryDirectory(prefix="bench-loop-") as scratch,
-        server_process("loop_one_call") as url,
+        scripted_server_process("loop_one_call") as url,
     ):
         canary = load_canary(write_tiny_canary(Path(scratch) / "canary"))
         with Workspace.create(canary, parent=Path(scratch)) as workspace:

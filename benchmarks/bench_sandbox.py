@@ -1,6 +1,7 @@
 """What bubblewrap isolation costs: per run_tests call, and to start a sandbox for an attempt.
 
-Run: `python benchmarks/bench_sandbox.py [canary_dir] [-n 20]`. Prints figures; asserts nothing.
+Run from the repository root:
+`python -m benchmarks.bench_sandbox [canary_dir] [-n 20]`. Prints figures; asserts nothing.
 
 - probe: the one-time check that bwrap can run here (once per process, before the first attempt);
 - start-up: an empty command (`true`) in the sandbox, bwrap vs none: the fixed cost each sandboxed
@@ -18,6 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.support import ms_figures
 from pytest_agentloop import isolation
 from pytest_agentloop.agent.tools import Toolbox
 from pytest_agentloop.canary import load_canary
@@ -27,11 +29,6 @@ from pytest_agentloop.workspace import Workspace
 
 DEFAULT = Path(__file__).resolve().parent.parent / "canaries" / "smoke" / "fix-greeting-typo"
 ENGINES: tuple[Engine, ...] = ("none", "bwrap")
-
-
-def _ms(seconds: list[float]) -> str:
-    ms = sorted(s * 1000 for s in seconds)
-    return f"median={statistics.median(ms):7.1f} ms  min={ms[0]:7.1f} ms  max={ms[-1]:7.1f} ms"
 
 
 def _timed(fn: Callable[[], object]) -> float:
@@ -69,7 +66,7 @@ def main() -> None:
     print(f"canary: {canary.id}, test command `{canary.spec.test_command}`, n={args.n} per engine")
     for label, runs in (("empty command", empty), ("run_tests call", tests)):
         for engine in ENGINES:
-            print(f"{label:<15} {engine:<6} {_ms(runs[engine])}")
+            print(f"{label:<15} {engine:<6} {ms_figures(runs[engine])}")
         # Paired: each bwrap run against the none run just before it, so load drift cancels out.
         added = statistics.median(b - n for b, n in zip(runs["bwrap"], runs["none"], strict=True))
         share = added / statistics.median(runs["none"])

@@ -66,12 +66,11 @@ def run_attempt(
     transcript = episode.transcript.model_copy(
         update={"final_diff": result.diff, "check_output": result.check_output}
     )
-    return Attempt(
-        canary=canary.id,
-        tier=canary.tier,
-        model=model,
-        cell=cell.id,
-        repetition=repetition,
+    return _attempt(
+        canary,
+        model,
+        cell,
+        repetition,
         outcome=result.outcome,
         limit=result.limit,
         reason=reason,
@@ -87,8 +86,6 @@ def run_attempt(
         infra_s=round(infra_s, 3),
         started=started,
         finished=datetime.now(UTC),
-        canary_hash=canary.content_hash,
-        cell_config=cell.config(),
         budget=asdict(Budget.for_attempt(canary, cell)),
         model_info={**(model_info or {}), **episode.fingerprint},
         host=host,
@@ -104,20 +101,32 @@ def infra_attempt(
 ) -> Attempt:
     """The record of an attempt the host broke before it began (a failed lease or model listing)."""
     now = datetime.now(UTC)
+    return _attempt(
+        canary,
+        model,
+        cell,
+        repetition,
+        outcome=Outcome.INFRA_ERROR,
+        reason=reason,
+        started=now,
+        finished=now,
+        host=host,
+        transcript=Transcript(),
+    )
+
+
+def _attempt(canary: Canary, model: str, cell: Cell, repetition: int, **fields: Any) -> Attempt:
+    """The record of one repetition of a canary × model × cell: what identifies it (and ties it to the
+    canary's content and the cell's settings) taken from them, the rest as given."""
     return Attempt(
         canary=canary.id,
         tier=canary.tier,
         model=model,
         cell=cell.id,
         repetition=repetition,
-        outcome=Outcome.INFRA_ERROR,
-        reason=reason,
-        started=now,
-        finished=now,
         canary_hash=canary.content_hash,
         cell_config=cell.config(),
-        host=host,
-        transcript=Transcript(),
+        **fields,
     )
 
 

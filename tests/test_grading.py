@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,16 @@ def test_declared_done_without_pushing(canary: Canary, workspace: Workspace) -> 
     # Consistent partial credit: nothing reached origin, so nothing beyond the starting repo counts.
     assert (result.checks_passed, result.checks_total, result.checks_baseline) == (0, 3, 0)
     assert not result.pushed and result.diff == ""
+
+
+def test_a_stop_without_a_push_names_replies_cut_at_the_response_cap(
+    canary: Canary, workspace: Workspace
+) -> None:
+    """Replies cut at max_response_tokens are a setting's doing: the reason says so beside the verdict."""
+    land(workspace, FIXED, push=False)
+    cut = replace(episode("finished"), truncated_replies=2)
+    result = grade(canary, workspace, cut, LIMITS)
+    assert result.reason == "declared done without pushing; 2 replies cut at max_response_tokens"
 
 
 def test_editing_a_protected_file_fails(canary: Canary, workspace: Workspace) -> None:

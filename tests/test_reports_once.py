@@ -73,7 +73,7 @@ def test_regenerated_cards_equal_the_live_ones_host_lines_included(
     assert main(["report", str(root / "results.json"), "--cards", str(tmp_path)]) == 0
     (live,) = (root / "cards").glob("*.md")
     again = tmp_path / live.name
-    assert "- host cpu: " in live.read_text() and "- host ram: " in live.read_text()
+    assert "- harness cpu: " in live.read_text() and "- harness ram: " in live.read_text()
     assert again.read_text() == live.read_text()
 
 
