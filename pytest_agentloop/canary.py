@@ -73,7 +73,7 @@ class Reference(_Strict):
 class CanarySpec(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")  # the item name: lowercase, digits, dashes
     tier: Tier  # smoke, lite, medium, heavy or trap; also the item's pytest marker
-    title: str = Field(min_length=1)  # one line for reports
+    title: str = Field(min_length=1)  # the task in one line: the model reads "Task: TITLE" above the spec
     spec: str = Field(min_length=1)  # the task exactly as the model reads it
     test_command: str = "python -m pytest -q"  # what the agent's run_tests tool runs in the workspace
     # Python distributions the repo or its hidden checks import beyond the standard library and
