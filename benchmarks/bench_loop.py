@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.support import scripted_server_process
-from pytest_agentloop.agent.base import AgentTask, Budget
+from pytest_agentloop.agent.base import AgentTask, AttemptBudget
 from pytest_agentloop.agent.loop import LoopAgent
 from pytest_agentloop.agent.tools import Toolbox
 from pytest_agentloop.backends.base import ChatRequest, ChatResponse, ModelSpec
@@ -68,7 +68,7 @@ def measure(turns: int) -> tuple[list[float], list[float], list[float]]:
             task = AgentTask(
                 canary=canary,
                 cell=Cell(id="baseline"),
-                budget=Budget(turns=turns, tokens=10**12, seconds=3600.0),
+                budget=AttemptBudget(turns=turns, tokens=10**12, seconds=3600.0),
                 toolbox=Toolbox(workspace, canary.spec.test_command, SandboxLimits()),
             )
             try:

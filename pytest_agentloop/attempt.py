@@ -15,7 +15,7 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any
 
-from pytest_agentloop.agent.base import Agent, AgentTask, Budget, Episode, harness_error
+from pytest_agentloop.agent.base import Agent, AgentTask, AttemptBudget, Episode, harness_error
 from pytest_agentloop.agent.tools import Toolbox
 from pytest_agentloop.backends.base import BackendError
 from pytest_agentloop.canary import Canary
@@ -86,7 +86,7 @@ def run_attempt(
         infra_s=round(infra_s, 3),
         started=started,
         finished=datetime.now(UTC),
-        budget=asdict(Budget.for_attempt(canary, cell)),
+        budget=asdict(AttemptBudget.for_attempt(canary, cell)),
         model_info={**(model_info or {}), **episode.fingerprint},
         host=host,
         estimated_tokens=_estimated_tokens(episode),
@@ -166,7 +166,7 @@ def _one_try(
     try:
         limits = limits.for_canary(canary)  # the canary's [sandbox] needs: network, image
         with Workspace.create(canary, parent) as workspace:
-            budget = Budget.for_attempt(canary, cell)
+            budget = AttemptBudget.for_attempt(canary, cell)
             toolbox = Toolbox(workspace, canary.spec.test_command, limits, seconds=budget.seconds)
             task = AgentTask(canary=canary, cell=cell, budget=budget, toolbox=toolbox)
             episode = unmet_requirements(canary, limits) or agent.run(task)

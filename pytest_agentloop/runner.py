@@ -200,7 +200,7 @@ class Runner:
         """The lease manager of the model's host; None where the runtime cannot be managed."""
         if model.spec.raw not in self._managers:
             from pytest_agentloop.backends.registry import known_backends, make_host
-            from pytest_agentloop.hosts import GuardSettings, HostManager
+            from pytest_agentloop.hosts import GuardPolicy, HostManager
 
             # Pseudo-models, agent kinds and runtimes a hook adds have no host the harness manages.
             managed = model.spec.backend in known_backends()
@@ -211,7 +211,7 @@ class Runner:
                 if host is None
                 else HostManager(
                     host,
-                    GuardSettings(
+                    GuardPolicy(
                         enabled=guard.enabled,
                         reserve_bytes=int(guard.reserve_gib * 2**30),
                         margin_fraction=guard.margin,

@@ -73,7 +73,7 @@ def test_validate_finds_the_canary_sound(canary: Canary, tmp_path: Path) -> None
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Expected:
     """What a wrong solution must get: FAILED, the hidden checks it misses, and words from the reason."""
 
     missed: int | None  # hidden checks expected to fail; None: not counted (rejected before the checks)
@@ -81,16 +81,16 @@ class Verdict:
 
 
 NEGATIVES = {
-    ("provider-timeouts", "missed-one-site"): Verdict(1, "test_site_groq"),
-    ("provider-timeouts", "tests-only"): Verdict(5, "5 of 5 hidden checks fail"),
-    ("money-in-cents", "missed-one-site"): Verdict(1, "test_site_statement"),
-    ("money-in-cents", "old-helper-kept"): Verdict(1, "test_utils_keeps_slugify_only"),
-    ("semver-from-tests", "tests-edited"): Verdict(None, "edited protected file tests/test_semver.py"),
+    ("provider-timeouts", "missed-one-site"): Expected(1, "test_site_groq"),
+    ("provider-timeouts", "tests-only"): Expected(5, "5 of 5 hidden checks fail"),
+    ("money-in-cents", "missed-one-site"): Expected(1, "test_site_statement"),
+    ("money-in-cents", "old-helper-kept"): Expected(1, "test_utils_keeps_slugify_only"),
+    ("semver-from-tests", "tests-edited"): Expected(None, "edited protected file tests/test_semver.py"),
 }
 OVERLAYS = sorted((d.parent.name, d.name) for d in NEGATIVES_DIR.glob("*/*") if d.is_dir())
 
 
-def test_every_overlay_has_a_verdict() -> None:
+def test_every_overlay_has_an_expectation() -> None:
     assert set(OVERLAYS) == set(NEGATIVES)
     assert {canary for canary, _ in NEGATIVES} >= {c.id for c in CANARIES.values() if c.tier == "heavy"}
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pytest_agentloop.agent.base import AgentTask, Budget, Episode
+from pytest_agentloop.agent.base import AgentTask, AttemptBudget, Episode
 from pytest_agentloop.agent.loop import LoopAgent
 from pytest_agentloop.agent.prompts import NUDGE
 from pytest_agentloop.agent.pseudo import NullAgent, ReferenceAgent
@@ -65,7 +65,7 @@ def run(tmp_path: Path) -> Iterator[Runner]:
         task = AgentTask(
             canary=canary,
             cell=Cell(id="test", settings=settings or CellSettings()),
-            budget=Budget(turns=turns, tokens=tokens, seconds=seconds),
+            budget=AttemptBudget(turns=turns, tokens=tokens, seconds=seconds),
             toolbox=Toolbox(workspace, canary.spec.test_command, SandboxLimits(timeout_s=60)),
         )
         try:
@@ -271,7 +271,7 @@ def task(tmp_path: Path) -> Iterator[AgentTask]:
     with Workspace.create(canary, parent=tmp_path) as workspace:
         toolbox = Toolbox(workspace, canary.spec.test_command, SandboxLimits(timeout_s=60))
         yield AgentTask(
-            canary=canary, cell=Cell(id="baseline"), budget=Budget(5, 1000, 60.0), toolbox=toolbox
+            canary=canary, cell=Cell(id="baseline"), budget=AttemptBudget(5, 1000, 60.0), toolbox=toolbox
         )
 
 
@@ -307,7 +307,9 @@ def test_reference_agent_escalates_a_trap(tmp_path: Path) -> None:
     canary = load_canary(toml)
     with Workspace.create(canary, parent=tmp_path) as workspace:
         toolbox = Toolbox(workspace, canary.spec.test_command, SandboxLimits())
-        episode = ReferenceAgent().run(AgentTask(canary, Cell(id="baseline"), Budget(5, 1000, 60.0), toolbox))
+        episode = ReferenceAgent().run(
+            AgentTask(canary, Cell(id="baseline"), AttemptBudget(5, 1000, 60.0), toolbox)
+        )
     assert (episode.end, episode.reason, episode.turns) == ("escalated", "Contradiction.", 1)
 
 

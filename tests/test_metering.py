@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pytest_agentloop.agent.base import Budget
+from pytest_agentloop.agent.base import AttemptBudget
 from pytest_agentloop.agent.metering import Meter, MeteringProxy, StreamAssembler
 from pytest_agentloop.agent.tools import Toolbox
 from pytest_agentloop.cells import CellSettings
@@ -40,8 +40,8 @@ BASH = {
 }
 
 
-def budget(turns: int = 10, tokens: int = 100_000) -> Budget:
-    return Budget(turns=turns, tokens=tokens, seconds=60)
+def budget(turns: int = 10, tokens: int = 100_000) -> AttemptBudget:
+    return AttemptBudget(turns=turns, tokens=tokens, seconds=60)
 
 
 @pytest.fixture
