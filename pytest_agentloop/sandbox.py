@@ -2,8 +2,8 @@
 
 The API (grading and the tools build on it; keep it backward compatible):
 
-    run_sandboxed(command, cwd, limits, *, env=None, writable=(), visible=(), network=None)
-        -> SandboxResult
+    run_sandboxed(command, cwd, limits, *, env=None, writable=(), visible=(), network=None,
+                  pass_fds=(), mount_proc=True) -> SandboxResult
 
 - `command`: a string (run with /bin/sh -c) or an argv list. `cwd`: the one writable tree (its
   `.git` is read-only inside, unless listed in `writable`).
@@ -16,6 +16,10 @@ The API (grading and the tools build on it; keep it backward compatible):
   `require(limits)` raises SandboxUnavailable with one line naming the fix when it cannot run,
   and `interpreter(limits)` is the Python a command should name (the image's under podman).
 - `env`: added to a scrubbed environment (fixed PATH, HOME and TMPDIR, no proxies, no API keys).
+- `pass_fds`: open file descriptors the command inherits, renumbered 3, 4, ... in that order (so
+  they are the same numbers under every engine; podman gets `--preserve-fds`).
+- `mount_proc`: False mounts no `/proc` in a bubblewrap sandbox (grading: no other process's memory,
+  environment or fds to open, not even its own); podman always mounts one.
 
 How each limit is enforced, and why this way:
 
@@ -75,10 +79,16 @@ _REAP_TIMEOUT_S = 5.0
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
 _names = itertools.count()
 
-# Runs in the child: join the cgroup, set the limits, become the command.
+# Runs in the child: join the cgroup, set the limits, renumber the passed fds from 3, become the command.
 _SHIM = """\
-import os, resource, sys, json
-procs, limits = sys.argv[1], json.loads(sys.argv[2])
+import fcntl, os, resource, sys, json
+procs, limits, fds = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in fds]
+for fd in fds:
+    os.close(fd)
+for number, fd in enumerate(high, start=3):
+    os.dup2(fd, number)
+    os.close(fd)
 if procs:
     with open(procs, "w") as f:
         f.write(str(os.getpid()))
@@ -88,9 +98,9 @@ for name, value in limits.items():
     value = value if hard == resource.RLIM_INFINITY else min(value, hard)
     resource.setrlimit(key, (value, value))
 try:
-    os.execvp(sys.argv[3], sys.argv[3:])
+    os.execvp(sys.argv[4], sys.argv[4:])
 except OSError as exc:
-    sys.stderr.write(f"sandbox: cannot run {sys.argv[3]!r}: {exc.strerror}\\n")
+    sys.stderr.write(f"sandbox: cannot run {sys.argv[4]!r}: {exc.strerror}\\n")
     os._exit(127)
 """
 
@@ -154,6 +164,8 @@ def run_sandboxed(
     writable: Sequence[Path] = (),
     visible: Sequence[Path] = (),
     network: bool | None = None,
+    pass_fds: Sequence[int] = (),
+    mount_proc: bool = True,
 ) -> SandboxResult:
     """Run `command` (a string: with /bin/sh -c) in `cwd` under `limits`; leaves no process behind.
 
@@ -166,6 +178,8 @@ def run_sandboxed(
         tuple(Path(p).absolute() for p in writable),
         tuple(Path(p).absolute() for p in visible),
         limits.network if network is None else network,
+        mount_proc,
+        len(pass_fds),
     )
     rlimits = {
         "RLIMIT_AS": limits.memory_mb * _MB,
@@ -181,7 +195,16 @@ def run_sandboxed(
     with tempfile.TemporaryDirectory(prefix="agentloop-sandbox-") as scratch:
         child_env = _scrubbed_env(Path(scratch), env, limits.engine)
         wrapped = _wrap(argv, view, limits, rlimits, child_env)
-        shim = [sys.executable, "-I", "-S", "-c", _SHIM, procs_file, json.dumps(rlimits)]
+        shim = [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            _SHIM,
+            procs_file,
+            json.dumps(rlimits),
+            json.dumps(list(pass_fds)),
+        ]
         out_path = Path(scratch) / "output"
         start = time.monotonic()
         try:
@@ -194,6 +217,7 @@ def run_sandboxed(
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
+                    pass_fds=tuple(pass_fds),
                 )
                 exit_code, timed_out = _wait(proc, limits.timeout_s, cgroup)
             duration = time.monotonic() - start

@@ -151,9 +151,10 @@ def _summary(model: str, cell: str, canary: str, runs: list[Attempt], ceiling: s
 
 
 def _failure_mix(counted: Sequence[Attempt]) -> str:
-    """The failures in one phrase, most frequent first: '2 budget_exceeded, 1 failed'."""
+    """The failures in one phrase, most frequent first, each out of the runs: '2/3 budget_exceeded,
+    1/3 failed' (said once for several canaries, a bare '1 failed' read as one failure in all)."""
     mix = Counter(str(a.outcome) for a in counted if a.outcome is not Outcome.PASSED)
-    return ", ".join(f"{count} {outcome}" for outcome, count in mix.most_common())
+    return ", ".join(f"{count}/{len(counted)} {outcome}" for outcome, count in mix.most_common())
 
 
 def _mean(values: Sequence[float | None]) -> float | None:

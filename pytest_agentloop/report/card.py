@@ -29,16 +29,17 @@ Amend = Callable[[str, list[str], list[Attempt]], None]
 
 
 def host_fingerprint() -> dict[str, str]:
-    """The hardware this run's harness ran on: the card's answer to "on what machine?"."""
+    """The machine the harness ran on, named as such: with remote hosts the model ran elsewhere, and
+    its host is the card's `host_name` and `guard` lines (what the guard measured there)."""
     import psutil
 
     from pytest_agentloop.memory import available_memory, fmt_bytes
 
     gpu = available_memory()
     return {
-        "host cpu": f"{os.cpu_count()} cores ({platform.machine()}, {platform.system()})",
-        "host ram": fmt_bytes(psutil.virtual_memory().total),
-        "host gpu": gpu.device if gpu.kind == "nvidia" else "none visible",
+        "harness cpu": f"{os.cpu_count()} cores ({platform.machine()}, {platform.system()})",
+        "harness ram": fmt_bytes(psutil.virtual_memory().total),
+        "harness gpu": gpu.device if gpu.kind == "nvidia" else "none visible",
     }
 
 
