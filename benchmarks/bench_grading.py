@@ -15,13 +15,13 @@ from pathlib import Path
 from benchmarks.support import canary_and_count, ms_figures
 from pytest_agentloop.grading import _BASELINES, baseline, run_checks
 from pytest_agentloop.grading_export import export_commit
-from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.sandbox import SandboxPolicy
 from pytest_agentloop.workspace import Workspace
 
 
 def main() -> None:
     canary, count = canary_and_count(__doc__, "heavy/provider-timeouts", 10)
-    limits = SandboxLimits().for_canary(canary)
+    limits = SandboxPolicy().for_canary(canary)
     first_baseline, export, checks = [], [], []
     with tempfile.TemporaryDirectory(prefix="agentloop-bench-") as parent:
         for _ in range(count):

@@ -27,7 +27,7 @@ from pytest_agentloop.backends.base import ChatRequest, ChatResponse, ModelSpec
 from pytest_agentloop.backends.openai import OpenAIBackend
 from pytest_agentloop.canary import load_canary
 from pytest_agentloop.cells import Cell
-from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.sandbox import SandboxPolicy
 from pytest_agentloop.workspace import Workspace
 from tests.support.tiny_canary import write_tiny_canary
 
@@ -69,7 +69,7 @@ def measure(turns: int) -> tuple[list[float], list[float], list[float]]:
                 canary=canary,
                 cell=Cell(id="baseline"),
                 budget=AttemptBudget(turns=turns, tokens=10**12, seconds=3600.0),
-                toolbox=Toolbox(workspace, canary.spec.test_command, SandboxLimits()),
+                toolbox=Toolbox(workspace, canary.spec.test_command, SandboxPolicy()),
             )
             try:
                 episode = LoopAgent(backend).run(task)

@@ -22,7 +22,7 @@ from benchmarks.support import canary_and_count, ms_figures
 from pytest_agentloop import isolation
 from pytest_agentloop.agent.tools import Toolbox
 from pytest_agentloop.records import ToolCall
-from pytest_agentloop.sandbox import Engine, SandboxLimits, run_sandboxed
+from pytest_agentloop.sandbox import Engine, SandboxPolicy, run_sandboxed
 from pytest_agentloop.workspace import Workspace
 
 ENGINES: tuple[Engine, ...] = ("none", "bwrap")
@@ -45,13 +45,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="agentloop-bench-") as parent:
         workspace = Workspace.create(canary, parent=Path(parent))
         boxes = {
-            engine: Toolbox(workspace, canary.spec.test_command, SandboxLimits(engine=engine))
+            engine: Toolbox(workspace, canary.spec.test_command, SandboxPolicy(engine=engine))
             for engine in ENGINES
         }
         call = ToolCall(id="bench", name="run_tests")
         for _ in range(count):
             for engine in ENGINES:
-                limits, box = SandboxLimits(engine=engine), boxes[engine]
+                limits, box = SandboxPolicy(engine=engine), boxes[engine]
                 empty[engine].append(_timed(lambda lim=limits: run_sandboxed(["true"], workspace.root, lim)))
                 tests[engine].append(_timed(lambda b=box: b.execute(call)))
         workspace.remove()

@@ -22,7 +22,7 @@ from pytest_agentloop.canary import Canary
 from pytest_agentloop.cells import BASELINE, Cell
 from pytest_agentloop.grading import Grade, grade, unmet_requirements
 from pytest_agentloop.records import Attempt, Outcome, Transcript
-from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.sandbox import SandboxPolicy
 from pytest_agentloop.truncation import mark_truncation
 from pytest_agentloop.workspace import Workspace
 
@@ -37,7 +37,7 @@ def run_attempt(
     model: str,
     cell: Cell = BASELINE,
     repetition: int = 1,
-    limits: SandboxLimits | None = None,
+    limits: SandboxPolicy | None = None,
     keep: bool = False,
     parent: Path | None = None,
     infra_retries: int = 0,
@@ -51,7 +51,7 @@ def run_attempt(
     reason, so a person can look at what the agent did. `review` (the `pytest_agentloop_grade`
     hook) may replace the built-in grade while the workspace still exists.
     """
-    limits = limits or SandboxLimits()
+    limits = limits or SandboxPolicy()
     started = datetime.now(UTC)
     clock = perf_counter()
     retries, infra_reasons, infra_s = 0, [], 0.0
@@ -157,7 +157,7 @@ def _one_try(
     canary: Canary,
     agent: Agent,
     cell: Cell,
-    limits: SandboxLimits,
+    limits: SandboxPolicy,
     keep: bool,
     parent: Path | None,
     review: Review | None,

@@ -317,10 +317,10 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from pytest_agentloop.sandbox import SandboxLimits
+    from pytest_agentloop.sandbox import SandboxPolicy
     from pytest_agentloop.validate import validate_paths
 
-    return validate_paths(args.paths, SandboxLimits(engine=args.engine), print)
+    return validate_paths(args.paths, SandboxPolicy(engine=args.engine), print)
 
 
 def _parser() -> argparse.ArgumentParser:

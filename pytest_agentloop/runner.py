@@ -21,7 +21,7 @@ from pytest_agentloop.cells import BASELINE, Cell
 from pytest_agentloop.config import Settings
 from pytest_agentloop.matrix import expand, load_matrix
 from pytest_agentloop.records import Attempt
-from pytest_agentloop.sandbox import SandboxLimits, require
+from pytest_agentloop.sandbox import SandboxPolicy, require
 from pytest_agentloop.scheduling import AGENT_KINDS, GateKey, ModelRun, PlannedItem, gate_key, plan_models
 from pytest_agentloop.skips import skip_attempt
 from pytest_agentloop.state import runner_key
@@ -54,7 +54,7 @@ class Runner:
         )
         self.models = plan_models(settings.models, settings.hosts, hooked=hooked)
         self._external_settings()  # an external:NAME without its [agents.NAME] table is a usage error
-        self.limits = SandboxLimits(**settings.sandbox.model_dump())
+        self.limits = SandboxPolicy(**settings.sandbox.model_dump())
         if self.limits.engine != "podman" or self.limits.image:  # else each canary names its image
             require(self.limits)  # a sandbox that cannot run refuses the run here, with the fix
         self.matrix = load_matrix(settings.matrix)

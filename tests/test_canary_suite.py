@@ -22,7 +22,7 @@ from pytest_agentloop.agent.pseudo import ReferenceAgent
 from pytest_agentloop.attempt import run_attempt
 from pytest_agentloop.canary import Canary, Tier, load_canary
 from pytest_agentloop.records import Attempt, Outcome, ToolCall, Transcript, Turn
-from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.sandbox import SandboxPolicy
 from pytest_agentloop.validate import validate_canary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +58,7 @@ def test_validate_finds_the_canary_sound(canary: Canary, tmp_path: Path) -> None
     """`agentloop validate` on each built-in canary: reference passes, null and the untouched push fail,
     layout rules hold (id, tier, protected paths, solution, every hidden file collects), nothing
     undeclared is imported."""
-    report = validate_canary(canary.root / CANARY_FILE, SandboxLimits(), parent=tmp_path)
+    report = validate_canary(canary.root / CANARY_FILE, SandboxPolicy(), parent=tmp_path)
     assert report.problems == []
     assert report.reference is not None and report.null is not None
     if escalates(canary):

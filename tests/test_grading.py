@@ -13,11 +13,11 @@ from pytest_agentloop.attempt import run_attempt
 from pytest_agentloop.canary import Canary, CanaryError, load_canary
 from pytest_agentloop.grading import HIDDEN_DIR, grade, run_checks
 from pytest_agentloop.records import Limit, MalformedCall, Outcome, Transcript, Turn
-from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.sandbox import SandboxPolicy
 from pytest_agentloop.workspace import PathEscape, Workspace
 from tests.support.calc_canary import BROKEN, FIXED, HALF_FIXED, HIDDEN, episode, land, make_canary
 
-LIMITS = SandboxLimits(timeout_s=60)
+LIMITS = SandboxPolicy(timeout_s=60)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from pytest_agentloop.backends.openai import OpenAIBackend
 from pytest_agentloop.canary import load_canary
 from pytest_agentloop.cells import Cell, CellSettings, ToolMode
 from pytest_agentloop.records import Limit
-from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.sandbox import SandboxPolicy
 from pytest_agentloop.workspace import Workspace
 from tests.support.scripted_server import ScriptedServer
 from tests.support.tiny_canary import write_tiny_canary
@@ -66,7 +66,7 @@ def run(tmp_path: Path) -> Iterator[Runner]:
             canary=canary,
             cell=Cell(id="test", settings=settings or CellSettings()),
             budget=AttemptBudget(turns=turns, tokens=tokens, seconds=seconds),
-            toolbox=Toolbox(workspace, canary.spec.test_command, SandboxLimits(timeout_s=60)),
+            toolbox=Toolbox(workspace, canary.spec.test_command, SandboxPolicy(timeout_s=60)),
         )
         try:
             return Run(LoopAgent(backend).run(task), server, workspace)
@@ -269,7 +269,7 @@ def test_echo_reasoning_and_directives(run: Runner) -> None:
 def task(tmp_path: Path) -> Iterator[AgentTask]:
     canary = load_canary(write_tiny_canary(tmp_path / "canary"))
     with Workspace.create(canary, parent=tmp_path) as workspace:
-        toolbox = Toolbox(workspace, canary.spec.test_command, SandboxLimits(timeout_s=60))
+        toolbox = Toolbox(workspace, canary.spec.test_command, SandboxPolicy(timeout_s=60))
         yield AgentTask(
             canary=canary, cell=Cell(id="baseline"), budget=AttemptBudget(5, 1000, 60.0), toolbox=toolbox
         )
@@ -306,7 +306,7 @@ def test_reference_agent_escalates_a_trap(tmp_path: Path) -> None:
     )
     canary = load_canary(toml)
     with Workspace.create(canary, parent=tmp_path) as workspace:
-        toolbox = Toolbox(workspace, canary.spec.test_command, SandboxLimits())
+        toolbox = Toolbox(workspace, canary.spec.test_command, SandboxPolicy())
         episode = ReferenceAgent().run(
             AgentTask(canary, Cell(id="baseline"), AttemptBudget(5, 1000, 60.0), toolbox)
         )

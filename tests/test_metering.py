@@ -23,7 +23,7 @@ from pytest_agentloop.agent.metering import Meter, MeteringProxy, StreamAssemble
 from pytest_agentloop.agent.tools import Toolbox
 from pytest_agentloop.cells import CellSettings
 from pytest_agentloop.records import Limit
-from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.sandbox import SandboxPolicy
 from pytest_agentloop.workspace import Workspace
 from tests.support.scripted_server import ScriptedServer, stream_chunks
 
@@ -246,7 +246,7 @@ def test_the_proxy_meters_a_workspace_of_a_real_attempt(tmp_path: Path) -> None:
 
     canary = load_canary(write_tiny_canary(tmp_path / "canary"))
     with Workspace.create(canary, tmp_path) as workspace:
-        Toolbox(workspace, canary.spec.test_command, SandboxLimits())
+        Toolbox(workspace, canary.spec.test_command, SandboxPolicy())
         meter = Meter(budget(), workspace=workspace.root)
         with ScriptedServer("bash_forever") as server, MeteringProxy(server.url, meter) as proxy:
             conversation(proxy.url, 2)
