@@ -1,42 +1,30 @@
 """What grading costs per attempt: the clean export, the sandboxed checks with sentinels, the baseline.
 
-Run: `python benchmarks/bench_grading.py [canary_dir] [-n 10]`. Replays the canary's reference
+Run from the repository root:
+`python -m benchmarks.bench_grading [canary_dir] [-n 10]`. Replays the canary's reference
 solution into fresh workspaces and times each step of grading; the baseline run (once per canary
 and process) is timed apart. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
 
-import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from pytest_agentloop.canary import load_canary
+from benchmarks.support import canary_and_count, ms_figures
 from pytest_agentloop.grading import _BASELINES, baseline, run_checks
 from pytest_agentloop.grading_export import export_commit
-from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.sandbox import SandboxPolicy
 from pytest_agentloop.workspace import Workspace
-
-DEFAULT = Path(__file__).resolve().parent.parent / "canaries" / "heavy" / "provider-timeouts"
-
-
-def _summary(label: str, seconds: list[float]) -> str:
-    ms = sorted(s * 1000 for s in seconds)
-    return f"{label:<22} n={len(ms)}  median={statistics.median(ms):7.1f} ms  max={ms[-1]:7.1f} ms"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("canary", nargs="?", type=Path, default=DEFAULT)
-    parser.add_argument("-n", type=int, default=10)
-    args = parser.parse_args()
-    canary = load_canary(args.canary / "canary.toml")
-    limits = SandboxLimits().for_canary(canary)
+    canary, count = canary_and_count(__doc__, "heavy/provider-timeouts", 10)
+    limits = SandboxPolicy().for_canary(canary)
     first_baseline, export, checks = [], [], []
     with tempfile.TemporaryDirectory(prefix="agentloop-bench-") as parent:
-        for _ in range(args.n):
+        for _ in range(count):
             with Workspace.create(canary, parent=Path(parent)) as workspace:
                 for path in sorted(p for p in canary.solution_dir.rglob("*") if p.is_file()):
                     target = workspace.root / path.relative_to(canary.solution_dir)
@@ -57,9 +45,12 @@ def main() -> None:
                 checks.append(time.perf_counter() - start)
                 assert run.all_passed, run.summary
     print(f"canary {canary.id}: {run.checks} hidden checks + 4 sentinels, engine {limits.engine}")
-    print(_summary("clean export", export))
-    print(_summary("checks (export+run)", checks))
-    print(_summary("baseline (once/canary)", first_baseline))
+    for label, seconds in (
+        ("clean export", export),
+        ("checks (export+run)", checks),
+        ("baseline (once/canary)", first_baseline),
+    ):
+        print(f"{label:<22} {ms_figures(seconds)}")
 
 
 if __name__ == "__main__":

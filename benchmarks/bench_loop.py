@@ -13,25 +13,21 @@ Run from the repository root: `python -m benchmarks.bench_loop [--turns 200]`.
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pytest_agentloop.agent.base import AgentTask, Budget
+from benchmarks.support import scripted_server_process
+from pytest_agentloop.agent.base import AgentTask, AttemptBudget
 from pytest_agentloop.agent.loop import LoopAgent
 from pytest_agentloop.agent.tools import Toolbox
 from pytest_agentloop.backends.base import ChatRequest, ChatResponse, ModelSpec
 from pytest_agentloop.backends.openai import OpenAIBackend
 from pytest_agentloop.canary import load_canary
 from pytest_agentloop.cells import Cell
-from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.sandbox import SandboxPolicy
 from pytest_agentloop.workspace import Workspace
 from tests.support.tiny_canary import write_tiny_canary
 
@@ -60,40 +56,11 @@ class TimedBackend:
         self.backend.close()
 
 
-@contextmanager
-def server_process(behaviour: str) -> Iterator[str]:
-    """The scripted server in a process of its own; yields its base URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.support.scripted_server",
-            "--behaviour",
-            behaviour,
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = process.stdout.readline() if process.stdout else ""  # "serving ... at URL": it listens
-        if "serving" not in line:
-            raise RuntimeError(f"the scripted server did not start: {line!r}")
-        yield line.split(" at ", 1)[1].split(" ", 1)[0]
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
 def measure(turns: int) -> tuple[list[float], list[float], list[float]]:
     """Per turn: this process's CPU seconds, wall seconds outside the HTTP call, seconds inside it."""
     with (
         tempfile.TemporaryDirectory(prefix="bench-loop-") as scratch,
-        server_process("loop_one_call") as url,
+        scripted_server_process("loop_one_call") as url,
     ):
         canary = load_canary(write_tiny_canary(Path(scratch) / "canary"))
         with Workspace.create(canary, parent=Path(scratch)) as workspace:
@@ -101,8 +68,8 @@ def measure(turns: int) -> tuple[list[float], list[float], list[float]]:
             task = AgentTask(
                 canary=canary,
                 cell=Cell(id="baseline"),
-                budget=Budget(turns=turns, tokens=10**12, seconds=3600.0),
-                toolbox=Toolbox(workspace, canary.spec.test_command, SandboxLimits()),
+                budget=AttemptBudget(turns=turns, tokens=10**12, seconds=3600.0),
+                toolbox=Toolbox(workspace, canary.spec.test_command, SandboxPolicy()),
             )
             try:
                 episode = LoopAgent(backend).run(task)

@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +22,8 @@ from typing import Any
 
 import httpx
 
-from pytest_agentloop.agent.base import Budget
+from benchmarks.support import scripted_server_process
+from pytest_agentloop.agent.base import AttemptBudget
 from pytest_agentloop.agent.metering import Meter, MeteringProxy
 from tests.support.tiny_canary import write_tiny_canary
 
@@ -62,58 +60,28 @@ def timed(client: httpx.Client, url: str, count: int, stream: bool) -> list[floa
     return times
 
 
-def serve_elsewhere() -> tuple[subprocess.Popen[bytes], str]:
-    """The scripted server in its own process, up and answering (bounded wait)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.support.scripted_server",
-            "--behaviour",
-            "bash_forever",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/v1"
-    for _ in range(200):
-        try:
-            httpx.get(f"{url}/models", timeout=1).raise_for_status()
-            return server, url
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    server.kill()
-    raise SystemExit(f"the scripted server did not start on port {port}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300)
     count = parser.parse_args().requests
-    server, upstream = serve_elsewhere()
-    try:
-        with tempfile.TemporaryDirectory() as scratch:
-            work = write_tiny_canary(Path(scratch) / "canary").parent / "repo"
-            meter = TimedMeter(Budget(turns=10 * count, tokens=10**12, seconds=3600), workspace=work)
-            with MeteringProxy(upstream, meter) as proxy, httpx.Client(timeout=30) as client:
-                for stream in (False, True):
-                    timed(client, upstream, 20, stream)  # warm both paths
-                    timed(client, proxy.url, 20, stream)
-                    direct = statistics.median(timed(client, upstream, count, stream))
-                    through = statistics.median(timed(client, proxy.url, count, stream))
-                    kind = "streamed" if stream else "plain"
-                    print(
-                        f"{kind:8} {count} requests: direct {direct * 1000:.2f} ms, "
-                        f"through the proxy {through * 1000:.2f} ms, "
-                        f"overhead {(through - direct) * 1000:.2f} ms per request (median)"
-                    )
-    finally:
-        server.kill()
-        server.wait(timeout=10)
+    with (
+        scripted_server_process("bash_forever") as upstream,
+        tempfile.TemporaryDirectory() as scratch,
+    ):
+        work = write_tiny_canary(Path(scratch) / "canary").parent / "repo"
+        meter = TimedMeter(AttemptBudget(turns=10 * count, tokens=10**12, seconds=3600), workspace=work)
+        with MeteringProxy(upstream, meter) as proxy, httpx.Client(timeout=30) as client:
+            for stream in (False, True):
+                timed(client, upstream, 20, stream)  # warm both paths
+                timed(client, proxy.url, 20, stream)
+                direct = statistics.median(timed(client, upstream, count, stream))
+                through = statistics.median(timed(client, proxy.url, count, stream))
+                kind = "streamed" if stream else "plain"
+                print(
+                    f"{kind:8} {count} requests: direct {direct * 1000:.2f} ms, "
+                    f"through the proxy {through * 1000:.2f} ms, "
+                    f"overhead {(through - direct) * 1000:.2f} ms per request (median)"
+                )
     print(f"of which parsing and counting a reply: {statistics.median(meter.spent) * 1000:.3f} ms (median)")
     print(f"load average while measured: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     redundant = meter.redundant_tool_calls

@@ -1,16 +1,20 @@
 """Throughput against one embedded llama.cpp server: attempts per minute with -n 1 and -n 2, the server's
 own token rate with one and two clients at once, and the main job's time beside a busy neighbour.
 
-With `-n 2` both workers attach to one server (a slot each, threads sized to the usable cores), instead
-of two servers oversubscribing the cores. The neighbour is a `yes > /dev/null` process on the same
-machine, as a CI runner or a desktop would have.
+With `-n 2` both workers attach to one server (a slot each, threads from `server_threads`: the usable
+cores less one for the harness and less those the load keeps busy), instead of two servers
+oversubscribing the cores. The neighbour is a `yes > /dev/null` process on the same machine, as a CI
+runner or a desktop would have. The load average is printed before and after: on a shared machine the
+figures move with it.
 
-Run from the repository root: `python -m benchmarks.bench_throughput [--repeat 2] [--tokens 64]`.
+Run from the repository root: `python -m benchmarks.bench_throughput [--repeat 1] [--tokens 64]
+[--canaries canaries/smoke/fix-greeting-typo]` (the defaults take a few minutes on 2 idle cores).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -22,17 +26,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pytest_agentloop.backends.base import ChatRequest, ModelSpec
-from pytest_agentloop.backends.embedded import EmbeddedBackend, usable_cores
+from pytest_agentloop.backends.embedded import EmbeddedBackend, server_threads, usable_cores
 
 SPEC = ModelSpec.parse("embedded:smollm2-135m")
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def token_rate(clients: int, tokens: int) -> float:
+def token_rate(clients: int, tokens: int, threads: int | None = None) -> float:
     """Completion tokens per second the server produced for `clients` requests at once."""
     with tempfile.TemporaryDirectory() as shared:
         backends = [
-            EmbeddedBackend(SPEC, n_ctx=1024, parallel=clients, shared_dir=Path(shared))
+            EmbeddedBackend(SPEC, n_ctx=1024, parallel=clients, shared_dir=Path(shared), threads=threads)
             for _ in range(clients)
         ]
         request = ChatRequest(
@@ -50,18 +54,22 @@ def token_rate(clients: int, tokens: int) -> float:
     return sum(reply.usage.completion_tokens or 0 for reply in replies) / elapsed
 
 
-def attempts_per_minute(workers: int, repeat: int) -> tuple[float, int]:
-    """The smoke canaries with the embedded model through pytest, `-n workers`: (attempts/min, attempts)."""
+def attempts_per_minute(workers: int, repeat: int, canaries: str) -> tuple[float, int]:
+    """The canaries with the embedded model through pytest, `-n workers`: (attempts/min, attempts)."""
     command = [
-        sys.executable, "-m", "pytest", "canaries/smoke", "-q", "-p", "no:cacheprovider",
+        sys.executable, "-m", "pytest", canaries, "-q", "-p", "no:cacheprovider",
         "--agent-model=embedded:smollm2-135m", f"--repeat={repeat}", "--agent-no-smoke",
         *(["-n", str(workers)] if workers > 1 else ["-p", "no:xdist"]),
     ]  # fmt: skip
     started = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=3600)
     elapsed = time.perf_counter() - started
-    counts = [int(n) for n in re.findall(r"(\d+) (?:passed|failed)", done.stdout)]
+    summary = next((line for line in reversed(done.stdout.splitlines()) if line.strip()), "")
+    counts = [int(n) for n in re.findall(r"(\d+) (?:passed|failed)", summary)]  # pytest's last line
     attempts = sum(counts)
+    if not attempts:
+        tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
+        raise SystemExit(f"pytest -n {workers} ran no attempt (exit {done.returncode}): {' | '.join(tail)}")
     return attempts / elapsed * 60, attempts
 
 
@@ -75,27 +83,38 @@ def busy_neighbour() -> Iterator[None]:
         process.wait(timeout=10)
 
 
+def load() -> str:
+    return "load average " + ", ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--repeat", type=int, default=1, help="repetitions per canary in each pytest run")
+    parser.add_argument("--tokens", type=int, default=64, help="completion tokens per token-rate request")
+    parser.add_argument("--canaries", default="canaries/smoke", help="what each pytest run collects")
     options = parser.parse_args()
+    cores = usable_cores()
     print(
-        f"usable cores: {usable_cores()} (affinity and cgroup quota); the server's threads are sized to them"
+        f"before: {load()}; usable cores {cores} (affinity and cgroup quota), "
+        f"server threads now {server_threads()}"
     )
     one, two = token_rate(1, options.tokens), token_rate(2, options.tokens)
     print(f"server token rate: 1 client {one:.1f} tok/s, 2 clients at once {two:.1f} tok/s (together)")
+    if cores > 1:
+        every = token_rate(1, options.tokens, threads=cores)
+        print(f"server token rate with a thread on every core ({cores}), 1 client: {every:.1f} tok/s")
     for workers in (1, 2):
-        rate, attempts = attempts_per_minute(workers, options.repeat)
+        rate, attempts = attempts_per_minute(workers, options.repeat, options.canaries)
         print(f"pytest -n {workers}: {rate:.1f} attempts/min ({attempts} attempts, one shared server)")
     started = time.perf_counter()
-    attempts_per_minute(1, options.repeat)
+    attempts_per_minute(1, options.repeat, options.canaries)
     alone = time.perf_counter() - started
     with busy_neighbour():
         started = time.perf_counter()
-        attempts_per_minute(1, options.repeat)
+        attempts_per_minute(1, options.repeat, options.canaries)
         beside = time.perf_counter() - started
     print(f"main job (-n 1): {alone:.1f} s alone, {beside:.1f} s beside a busy neighbour (yes > /dev/null)")
+    print(f"after: {load()}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import random
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from pytest_agentloop.records import (
     Attempt,
@@ -41,62 +42,60 @@ OUTCOMES = (
 )
 
 
+def _turn(rng: random.Random, index: int, chars: int, tokens: tuple[int, int], **parts: Any) -> Turn:
+    """Turn `index` of a growing history (two messages a turn): `chars` sent, `tokens` used."""
+    return Turn(
+        index=index,
+        request_messages=2 * index + 2,
+        request_chars=chars,
+        usage=Usage(prompt_tokens=tokens[0], completion_tokens=tokens[1]),
+        latency_s=rng.uniform(0.5, 4),
+        **parts,
+    )
+
+
 def transcript(rng: random.Random, canary: str) -> Transcript:
     code = "\n".join(f"def f{i}(x):\n    return x + {i}" for i in range(8))
+    edit = {"path": "src/app.py", "old": "+ 1", "new": "+ 2"}
+    failed = "`pytest -q` failed (exit code 1)\n" + "F" * 40
     turns = [
-        Turn(
-            index=0,
-            request_messages=2,
-            request_chars=1800,
+        _turn(
+            rng,
+            0,
+            1800,
+            (900, 40),
             content="Let me look at the repository first.",
             calls=[ToolCall(id="c0", name="read_file", arguments={"path": "src/app.py"})],
             results=[ToolResult(call_id="c0", name="read_file", ok=True, output=code)],
-            usage=Usage(prompt_tokens=900, completion_tokens=40),
-            latency_s=rng.uniform(0.5, 4),
         ),
-        Turn(
-            index=1,
-            request_messages=4,
-            request_chars=2400,
-            content="",
+        _turn(
+            rng,
+            1,
+            2400,
+            (1100, 60),
             malformed=[
                 MalformedCall(kind="bad_json", raw='{"name": "edit_file", "arguments": {', error="truncated")
             ],
-            usage=Usage(prompt_tokens=1100, completion_tokens=60),
-            latency_s=rng.uniform(0.5, 4),
         ),
-        Turn(
-            index=2,
-            request_messages=6,
-            request_chars=2900,
-            calls=[
-                ToolCall(
-                    id="c2", name="edit_file", arguments={"path": "src/app.py", "old": "+ 1", "new": "+ 2"}
-                )
-            ],
+        _turn(
+            rng,
+            2,
+            2900,
+            (1300, 50),
+            calls=[ToolCall(id="c2", name="edit_file", arguments=edit)],
             results=[
                 ToolResult(
                     call_id="c2", name="edit_file", ok=True, output="edited 'src/app.py'.", changed=True
                 )
             ],
-            usage=Usage(prompt_tokens=1300, completion_tokens=50),
-            latency_s=rng.uniform(0.5, 4),
         ),
-        Turn(
-            index=3,
-            request_messages=8,
-            request_chars=3300,
+        _turn(
+            rng,
+            3,
+            3300,
+            (1500, 30),
             calls=[ToolCall(id="c3", name="run_tests", arguments={})],
-            results=[
-                ToolResult(
-                    call_id="c3",
-                    name="run_tests",
-                    ok=True,
-                    output="`pytest -q` failed (exit code 1)\n" + "F" * 40,
-                )
-            ],
-            usage=Usage(prompt_tokens=1500, completion_tokens=30),
-            latency_s=rng.uniform(0.5, 4),
+            results=[ToolResult(call_id="c3", name="run_tests", ok=True, output=failed)],
         ),
     ]
     return Transcript(

@@ -15,14 +15,14 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any
 
-from pytest_agentloop.agent.base import Agent, AgentTask, Budget, Episode, harness_error
+from pytest_agentloop.agent.base import Agent, AgentTask, AttemptBudget, Episode, harness_error
 from pytest_agentloop.agent.tools import Toolbox
 from pytest_agentloop.backends.base import BackendError
 from pytest_agentloop.canary import Canary
 from pytest_agentloop.cells import BASELINE, Cell
 from pytest_agentloop.grading import Grade, grade, unmet_requirements
 from pytest_agentloop.records import Attempt, Outcome, Transcript
-from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.sandbox import SandboxPolicy
 from pytest_agentloop.truncation import mark_truncation
 from pytest_agentloop.workspace import Workspace
 
@@ -37,7 +37,7 @@ def run_attempt(
     model: str,
     cell: Cell = BASELINE,
     repetition: int = 1,
-    limits: SandboxLimits | None = None,
+    limits: SandboxPolicy | None = None,
     keep: bool = False,
     parent: Path | None = None,
     infra_retries: int = 0,
@@ -51,7 +51,7 @@ def run_attempt(
     reason, so a person can look at what the agent did. `review` (the `pytest_agentloop_grade`
     hook) may replace the built-in grade while the workspace still exists.
     """
-    limits = limits or SandboxLimits()
+    limits = limits or SandboxPolicy()
     started = datetime.now(UTC)
     clock = perf_counter()
     retries, infra_reasons, infra_s = 0, [], 0.0
@@ -66,12 +66,11 @@ def run_attempt(
     transcript = episode.transcript.model_copy(
         update={"final_diff": result.diff, "check_output": result.check_output}
     )
-    return Attempt(
-        canary=canary.id,
-        tier=canary.tier,
-        model=model,
-        cell=cell.id,
-        repetition=repetition,
+    return _attempt(
+        canary,
+        model,
+        cell,
+        repetition,
         outcome=result.outcome,
         limit=result.limit,
         reason=reason,
@@ -87,9 +86,7 @@ def run_attempt(
         infra_s=round(infra_s, 3),
         started=started,
         finished=datetime.now(UTC),
-        canary_hash=canary.content_hash,
-        cell_config=cell.config(),
-        budget=asdict(Budget.for_attempt(canary, cell)),
+        budget=asdict(AttemptBudget.for_attempt(canary, cell)),
         model_info={**(model_info or {}), **episode.fingerprint},
         host=host,
         estimated_tokens=_estimated_tokens(episode),
@@ -104,20 +101,32 @@ def infra_attempt(
 ) -> Attempt:
     """The record of an attempt the host broke before it began (a failed lease or model listing)."""
     now = datetime.now(UTC)
+    return _attempt(
+        canary,
+        model,
+        cell,
+        repetition,
+        outcome=Outcome.INFRA_ERROR,
+        reason=reason,
+        started=now,
+        finished=now,
+        host=host,
+        transcript=Transcript(),
+    )
+
+
+def _attempt(canary: Canary, model: str, cell: Cell, repetition: int, **fields: Any) -> Attempt:
+    """The record of one repetition of a canary × model × cell: what identifies it (and ties it to the
+    canary's content and the cell's settings) taken from them, the rest as given."""
     return Attempt(
         canary=canary.id,
         tier=canary.tier,
         model=model,
         cell=cell.id,
         repetition=repetition,
-        outcome=Outcome.INFRA_ERROR,
-        reason=reason,
-        started=now,
-        finished=now,
         canary_hash=canary.content_hash,
         cell_config=cell.config(),
-        host=host,
-        transcript=Transcript(),
+        **fields,
     )
 
 
@@ -148,7 +157,7 @@ def _one_try(
     canary: Canary,
     agent: Agent,
     cell: Cell,
-    limits: SandboxLimits,
+    limits: SandboxPolicy,
     keep: bool,
     parent: Path | None,
     review: Review | None,
@@ -157,7 +166,7 @@ def _one_try(
     try:
         limits = limits.for_canary(canary)  # the canary's [sandbox] needs: network, image
         with Workspace.create(canary, parent) as workspace:
-            budget = Budget.for_attempt(canary, cell)
+            budget = AttemptBudget.for_attempt(canary, cell)
             toolbox = Toolbox(workspace, canary.spec.test_command, limits, seconds=budget.seconds)
             task = AgentTask(canary=canary, cell=cell, budget=budget, toolbox=toolbox)
             episode = unmet_requirements(canary, limits) or agent.run(task)

@@ -34,7 +34,9 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Budget(_Strict):
+class CanaryBudget(_Strict):
+    """What an attempt at this canary may spend; a cell's `turns` or `tokens` overrides it."""
+
     turns: int = Field(30, ge=1, le=10_000)  # model replies before the attempt is budget_exceeded(turns)
     tokens: int = Field(200_000, ge=100)  # prompt + completion tokens summed over every turn
     seconds: float = Field(900.0, gt=0)  # wall-clock time of the whole attempt
@@ -79,7 +81,7 @@ class CanarySpec(_Strict):
     # Python distributions the repo or its hidden checks import beyond the standard library and
     # pytest, as requirements (e.g. "pyyaml>=6"); checked in the sandbox before every attempt.
     requires: tuple[str, ...] = ()
-    budget: Budget = Budget()
+    budget: CanaryBudget = CanaryBudget()
     expect: Expect = Expect()
     checks: Checks = Checks()
     sandbox: SandboxNeeds = SandboxNeeds()

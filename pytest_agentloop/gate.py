@@ -33,6 +33,7 @@ class SmokeResult:
     canary: str
     ok: bool
     reason: str
+    outcome: str  # the smoke attempt's own outcome: the gate asks only for usable calls, not a pass
     load_s: float | None
     first_token_s: float | None
     resident_bytes: int | None
@@ -44,7 +45,7 @@ class SmokeResult:
             f"first reply {self.first_token_s:.2f}s" if self.first_token_s is not None else "first reply -",
             f"resident {self.resident_bytes / 2**20:.0f} MiB" if self.resident_bytes else "resident -",
         ]
-        verdict = "pass" if self.ok else f"FAIL ({self.reason})"
+        verdict = f"pass ({self.reason}; the attempt {self.outcome})" if self.ok else f"FAIL ({self.reason})"
         return f"{self.model} ({self.tool_mode}): smoke {self.canary} {verdict}; {', '.join(figures)}"
 
 
@@ -74,6 +75,7 @@ def smoke_result(attempt: Attempt) -> SmokeResult:
         canary=attempt.canary,
         ok=ok,
         reason=reason,
+        outcome=attempt.outcome.value,
         load_s=info.get("load_s"),
         first_token_s=turns[0].latency_s if turns else None,
         resident_bytes=info.get("resident_bytes"),

@@ -71,6 +71,8 @@ class View:
     writable: tuple[Path, ...] = ()
     visible: tuple[Path, ...] = ()  # read-only, bound after the writable ones (so they may nest)
     network: bool = False
+    proc: bool = True  # a /proc of the sandbox's pid namespace (bwrap only; podman always has one)
+    fds: int = 0  # file descriptors passed in, numbered from 3
 
     def readonly(self) -> tuple[Path, ...]:
         git = self.cwd / ".git"
@@ -83,8 +85,10 @@ def bwrap_argv(view: View, tmp_mb: int) -> list[str]:
     argv = [
         "bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
         "--cap-drop", "ALL", "--hostname", "agentloop-sandbox",
-        "--proc", "/proc", "--dev", "/dev", "--ro-bind", "/usr", "/usr",
+        "--dev", "/dev", "--ro-bind", "/usr", "/usr",
     ]  # fmt: skip
+    if view.proc:
+        argv += ["--proc", "/proc"]
     if view.network:
         argv.append("--share-net")
     for name in _MERGED_USR:
@@ -123,6 +127,8 @@ def podman_argv(
         "--security-opt", "no-new-privileges", "--tmpfs", f"{SANDBOX_TMP}:rw,size={tmp_mb}m",
         "--workdir", str(view.cwd),
     ]  # fmt: skip
+    if view.fds:
+        argv.append(f"--preserve-fds={view.fds}")
     for key, limit in rlimits.items():
         argv += ["--ulimit", f"{key.removeprefix('RLIMIT_').lower()}={limit}:{limit}"]
     for path in (view.cwd, *view.writable):

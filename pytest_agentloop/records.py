@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 RESULTS_SCHEMA = "agentloop.results/1"
 
@@ -179,6 +179,19 @@ class Attempt(BaseModel):
     # context's, not the model's. None when no turn reported a prompt-token count.
     context_truncated: bool | None = None
     transcript: Transcript | None = None
+    # What the analyses read from a transcript the run's owner moved to disk (analysis/facts.py):
+    # never serialized, so records and results files are the same with or without it.
+    _kept_facts: Any = PrivateAttr(default=None)
+
+    @property
+    def kept_facts(self) -> Any:
+        return self._kept_facts
+
+    def without_transcript(self, facts: Any) -> Attempt:
+        """A copy that keeps `facts` (the transcript's counts) in place of the transcript itself."""
+        slim = self.model_copy(update={"transcript": None})
+        slim._kept_facts = facts
+        return slim
 
     @property
     def tokens(self) -> int | None:

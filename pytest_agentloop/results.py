@@ -19,6 +19,7 @@ import platform
 import socket
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
@@ -89,18 +90,27 @@ def journal_beside(results_path: Path) -> Path:
 
 
 class Results:
-    """All attempts of this run (one per identity, in arrival order); journaled beside `path` if given."""
+    """All attempts of this run (one per identity, in arrival order); journaled beside `path` if given.
+
+    The attempts are held without their transcripts (most of an attempt's size): each transcript is
+    appended to the transcripts file (an anonymous temporary file when the run has no path) and read
+    back one at a time by `transcript_of`; the analyses read their counts (analysis/facts.py), kept
+    in memory. So the controller's footprint is a few KB per attempt however long the campaign.
+    """
 
     def __init__(self, run: dict[str, Any], path: Path | None = None) -> None:
         self.run = run
         self.path = path
         self._held: dict[tuple[Any, ...], Attempt] = {}
+        self._where: dict[tuple[Any, ...], int] = {}  # identity -> offset of its transcript line
         self._writers: list[Callable[[Attempt], None]] = []
         self._journal: IO[str] | None = None
-        self._transcripts: IO[str] | None = None
+        self._transcripts: IO[bytes] | None = None
         self._lock: Any = None
         if path is not None:
             self._open(path)
+        else:
+            self._transcripts = tempfile.TemporaryFile(prefix="agentloop-transcripts-")  # noqa: SIM115 (closed by close)
 
     def _open(self, path: Path) -> None:
         """Lock the path, then continue this run's journal there or start a new one."""
@@ -126,7 +136,7 @@ class Results:
             self._journal = journal.open("w", encoding="utf-8")
             self._append(self._journal, {"run": self.run})
             transcripts_beside(path).unlink(missing_ok=True)
-        self._transcripts = transcripts_beside(path).open("a", encoding="utf-8")
+        self._transcripts = transcripts_beside(path).open("a+b")
 
     @property
     def attempts(self) -> list[Attempt]:
@@ -151,18 +161,32 @@ class Results:
 
     def add(self, attempt: Attempt) -> None:
         """Take one finished attempt (replacing an earlier one with its identity) and pass it on."""
+        from pytest_agentloop.analysis.facts import transcript_facts
+
         key = attempt_identity(attempt)
         self._held.pop(key, None)
-        self._held[key] = attempt
+        self._where.pop(key, None)
         if self._journal is not None:
             self._append(self._journal, {"attempt": attempt.to_record()})
-        if self._transcripts is not None and attempt.transcript is not None:
+        if attempt.transcript is not None and self._transcripts is not None:
             identity = dict(zip(IDENTITY_FIELDS, key, strict=True))
-            self._append(
-                self._transcripts, {**identity, "transcript": attempt.transcript.model_dump(mode="json")}
-            )
+            row = {**identity, "transcript": attempt.transcript.model_dump(mode="json")}
+            self._where[key] = self._transcripts.seek(0, os.SEEK_END)
+            self._transcripts.write(json.dumps(row).encode() + b"\n")
+            self._transcripts.flush()  # a killed run keeps every line it finished
+            self._held[key] = attempt.without_transcript(transcript_facts(attempt.transcript))
+        else:
+            self._held[key] = attempt
         for writer in self._writers:
             writer(attempt)
+
+    def transcript_of(self, attempt: Attempt) -> Transcript | None:
+        """The attempt's transcript, read back from the transcripts file (or the one it carries)."""
+        offset = self._where.get(attempt_identity(attempt))
+        if offset is None or self._transcripts is None:
+            return attempt.transcript
+        self._transcripts.seek(offset)
+        return Transcript.model_validate(json.loads(self._transcripts.readline())["transcript"])
 
     @staticmethod
     def _append(handle: IO[str], row: dict[str, Any]) -> None:
@@ -185,13 +209,19 @@ class Results:
 
 
 def document(run: dict[str, Any], attempts: list[Attempt]) -> dict[str, Any]:
+    """The results file's content (what `write_results` writes, one attempt at a time)."""
+    return {**_frame(run, attempts), "attempts": [attempt.to_record() for attempt in attempts]}
+
+
+def _frame(run: dict[str, Any], attempts: list[Attempt]) -> dict[str, Any]:
+    """The document with its attempt records left out: the run section, summary and diagnoses."""
     from pytest_agentloop.analysis.diagnosis import pooled_ceiling_diagnoses
     from pytest_agentloop.analysis.verdicts import summarize
 
     return {
         "schema": RESULTS_SCHEMA,
         "run": {**run, "updated": datetime.now(UTC).isoformat(), "attempt_count": len(attempts)},
-        "attempts": [attempt.to_record() for attempt in attempts],
+        "attempts": None,
         "summary": [asdict(row) for row in summarize(attempts)],
         # the ceiling over each model's over-budget canaries together, as the terminal shows it
         "pooled_diagnoses": [asdict(d) for d in pooled_ceiling_diagnoses(attempts)],
@@ -199,9 +229,19 @@ def document(run: dict[str, Any], attempts: list[Attempt]) -> dict[str, Any]:
 
 
 def write_results(path: Path, run: dict[str, Any], attempts: list[Attempt]) -> None:
-    """The `agentloop.results/1` file, replaced atomically."""
+    """The `agentloop.results/1` file, replaced atomically: `json.dumps(document(...), indent=1)` byte
+    for byte, but written one attempt at a time, so compacting 100,000 attempts never holds all their
+    records (or the whole text) at once."""
+    mark = f"agentloop-attempts-{uuid.uuid4().hex}"
+    head, _, tail = json.dumps({**_frame(run, attempts), "attempts": mark}, indent=1).partition(f'"{mark}"')
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(document(run, attempts), indent=1), encoding="utf-8")
+    with tmp.open("w", encoding="utf-8") as out:
+        out.write(head)
+        for index, attempt in enumerate(attempts):  # each record as json.dumps nests it, two levels in
+            text = json.dumps(attempt.to_record(), indent=1).replace("\n", "\n  ")
+            out.write(("[\n  " if index == 0 else ",\n  ") + text)
+        out.write("\n ]" if attempts else "[]")
+        out.write(tail)
     os.replace(tmp, path)
 
 

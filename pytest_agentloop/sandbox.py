@@ -2,8 +2,8 @@
 
 The API (grading and the tools build on it; keep it backward compatible):
 
-    run_sandboxed(command, cwd, limits, *, env=None, writable=(), visible=(), network=None)
-        -> SandboxResult
+    run_sandboxed(command, cwd, limits, *, env=None, writable=(), visible=(), network=None,
+                  pass_fds=(), mount_proc=True) -> SandboxResult
 
 - `command`: a string (run with /bin/sh -c) or an argv list. `cwd`: the one writable tree (its
   `.git` is read-only inside, unless listed in `writable`).
@@ -16,6 +16,10 @@ The API (grading and the tools build on it; keep it backward compatible):
   `require(limits)` raises SandboxUnavailable with one line naming the fix when it cannot run,
   and `interpreter(limits)` is the Python a command should name (the image's under podman).
 - `env`: added to a scrubbed environment (fixed PATH, HOME and TMPDIR, no proxies, no API keys).
+- `pass_fds`: open file descriptors the command inherits, renumbered 3, 4, ... in that order (so
+  they are the same numbers under every engine; podman gets `--preserve-fds`).
+- `mount_proc`: False mounts no `/proc` in a bubblewrap sandbox (grading: no other process's memory,
+  environment or fds to open, not even its own); podman always mounts one.
 
 How each limit is enforced, and why this way:
 
@@ -64,7 +68,7 @@ if TYPE_CHECKING:
     from pytest_agentloop.canary import Canary
 
 __all__ = [
-    "Engine", "SandboxLimits", "SandboxResult", "SandboxUnavailable", "interpreter", "require",
+    "Engine", "SandboxPolicy", "SandboxResult", "SandboxUnavailable", "interpreter", "require",
     "run_sandboxed",
 ]  # fmt: skip
 
@@ -75,10 +79,16 @@ _REAP_TIMEOUT_S = 5.0
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
 _names = itertools.count()
 
-# Runs in the child: join the cgroup, set the limits, become the command.
+# Runs in the child: join the cgroup, set the limits, renumber the passed fds from 3, become the command.
 _SHIM = """\
-import os, resource, sys, json
-procs, limits = sys.argv[1], json.loads(sys.argv[2])
+import fcntl, os, resource, sys, json
+procs, limits, fds = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in fds]
+for fd in fds:
+    os.close(fd)
+for number, fd in enumerate(high, start=3):
+    os.dup2(fd, number)
+    os.close(fd)
 if procs:
     with open(procs, "w") as f:
         f.write(str(os.getpid()))
@@ -88,16 +98,17 @@ for name, value in limits.items():
     value = value if hard == resource.RLIM_INFINITY else min(value, hard)
     resource.setrlimit(key, (value, value))
 try:
-    os.execvp(sys.argv[3], sys.argv[3:])
+    os.execvp(sys.argv[4], sys.argv[4:])
 except OSError as exc:
-    sys.stderr.write(f"sandbox: cannot run {sys.argv[3]!r}: {exc.strerror}\\n")
+    sys.stderr.write(f"sandbox: cannot run {sys.argv[4]!r}: {exc.strerror}\\n")
     os._exit(127)
 """
 
 
 @dataclass(frozen=True)
-class SandboxLimits:
-    """Resource limits and the isolation policy of sandboxed commands (one per run, per canary)."""
+class SandboxPolicy:
+    """What sandboxed commands may use (resource limits) and see (engine, image, network): one per run
+    from the `[sandbox]` table (config.SandboxSettings), narrowed per canary by `for_canary`."""
 
     timeout_s: float = 60.0
     memory_mb: int = 2048
@@ -110,7 +121,7 @@ class SandboxLimits:
     image: str | None = None  # podman image (or rootfs directory) when engine = "podman"
     network: bool = False  # the canary declared it needs the network
 
-    def for_canary(self, canary: Canary) -> SandboxLimits:
+    def for_canary(self, canary: Canary) -> SandboxPolicy:
         """These limits with the canary's `[sandbox]` table applied (network, image)."""
         wants = canary.spec.sandbox
         return dataclasses.replace(self, network=wants.network, image=wants.image or self.image)
@@ -135,12 +146,12 @@ class SandboxResult:
         return self.exit_code == 0 and self.killed is None
 
 
-def require(limits: SandboxLimits) -> None:
+def require(limits: SandboxPolicy) -> None:
     """Raise SandboxUnavailable, one line naming the fix, unless `limits.engine` can run here."""
     isolation.require(limits.engine, limits.image)
 
 
-def interpreter(limits: SandboxLimits) -> str:
+def interpreter(limits: SandboxPolicy) -> str:
     """The Python a sandboxed command should name (the harness's, or the podman image's)."""
     return isolation.interpreter(limits.engine)
 
@@ -148,12 +159,14 @@ def interpreter(limits: SandboxLimits) -> str:
 def run_sandboxed(
     command: str | Sequence[str],
     cwd: Path,
-    limits: SandboxLimits,
+    limits: SandboxPolicy,
     *,
     env: Mapping[str, str] | None = None,
     writable: Sequence[Path] = (),
     visible: Sequence[Path] = (),
     network: bool | None = None,
+    pass_fds: Sequence[int] = (),
+    mount_proc: bool = True,
 ) -> SandboxResult:
     """Run `command` (a string: with /bin/sh -c) in `cwd` under `limits`; leaves no process behind.
 
@@ -166,6 +179,8 @@ def run_sandboxed(
         tuple(Path(p).absolute() for p in writable),
         tuple(Path(p).absolute() for p in visible),
         limits.network if network is None else network,
+        mount_proc,
+        len(pass_fds),
     )
     rlimits = {
         "RLIMIT_AS": limits.memory_mb * _MB,
@@ -181,7 +196,16 @@ def run_sandboxed(
     with tempfile.TemporaryDirectory(prefix="agentloop-sandbox-") as scratch:
         child_env = _scrubbed_env(Path(scratch), env, limits.engine)
         wrapped = _wrap(argv, view, limits, rlimits, child_env)
-        shim = [sys.executable, "-I", "-S", "-c", _SHIM, procs_file, json.dumps(rlimits)]
+        shim = [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            _SHIM,
+            procs_file,
+            json.dumps(rlimits),
+            json.dumps(list(pass_fds)),
+        ]
         out_path = Path(scratch) / "output"
         start = time.monotonic()
         try:
@@ -194,6 +218,7 @@ def run_sandboxed(
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
+                    pass_fds=tuple(pass_fds),
                 )
                 exit_code, timed_out = _wait(proc, limits.timeout_s, cgroup)
             duration = time.monotonic() - start
@@ -214,7 +239,7 @@ def run_sandboxed(
 
 
 def _wrap(
-    argv: list[str], view: View, limits: SandboxLimits, rlimits: dict[str, int], env: dict[str, str]
+    argv: list[str], view: View, limits: SandboxPolicy, rlimits: dict[str, int], env: dict[str, str]
 ) -> list[str]:
     """`argv` inside the engine; under podman the rlimits move onto the container (see isolation)."""
     if limits.engine == "bwrap":
@@ -401,7 +426,7 @@ def _read_capped(path: Path, cap: int) -> tuple[str, bool, int]:
 
 
 def _why_killed(
-    exit_code: int | None, timed_out: bool, output_size: int, limits: SandboxLimits
+    exit_code: int | None, timed_out: bool, output_size: int, limits: SandboxPolicy
 ) -> str | None:
     if timed_out:
         return f"timed out after {limits.timeout_s:g} s"

@@ -14,7 +14,7 @@ import psutil  # type: ignore[import-untyped,unused-ignore]
 import pytest
 
 from pytest_agentloop.backends.base import BackendError, ChatRequest, ModelSpec
-from pytest_agentloop.backends.embedded import EmbeddedBackend, usable_cores
+from pytest_agentloop.backends.embedded import EmbeddedBackend, server_threads, usable_cores
 
 SPEC = ModelSpec.parse("embedded:smollm2-135m")
 CALL_SCHEMA = {
@@ -121,3 +121,33 @@ def test_threads_follow_affinity_and_the_cgroup_quota(
     path.write_text(cpu_max)
     affinity = len(os.sched_getaffinity(0))
     assert usable_cores(path) == min(expected or affinity, affinity)
+
+
+@pytest.mark.parametrize(
+    ("cores", "busy", "expected"),
+    [(1, 0.0, 1), (2, 0.0, 1), (2, 5.0, 1), (16, 0.3, 15), (16, 4.7, 12), (16, 40.0, 1)],
+)
+def test_server_threads_leave_the_harness_a_core_and_skip_busy_ones(
+    cores: int, busy: float, expected: int
+) -> None:
+    """llama.cpp's threads spin-wait: one more than the cores really free stalls them all (2 threads
+    on 2 shared cores under load decoded ~10x slower than 1), so the count leaves the harness a core
+    and does not count cores the load average says are taken."""
+    assert server_threads(cores, busy) == expected
+
+
+def test_the_first_worker_chooses_the_threads_and_later_ones_share_its_server(tmp_path: Path) -> None:
+    """Threads are chosen from the load by whoever starts the server and kept in the shared state:
+    a worker attaching later uses that server and reports the count it really runs with."""
+    first = EmbeddedBackend(SPEC, n_ctx=512, parallel=2, shared_dir=tmp_path)
+    try:
+        second = EmbeddedBackend(SPEC, n_ctx=512, parallel=2, shared_dir=tmp_path)
+        try:
+            assert second.server_pid == first.server_pid
+            assert second.threads == first.threads == second.fingerprint()["threads"]
+            command = " ".join(psutil.Process(first.server_pid).cmdline())
+            assert f"--threads {first.threads}" in command
+        finally:
+            second.close()
+    finally:
+        first.close()

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -43,11 +44,11 @@ def replay() -> Iterator[ReplayServer]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def llama_server() -> Iterator[str]:
-    """A real llama-server (xllamacpp) in a child process; yields its root URL."""
+@contextmanager
+def _serving(script: str) -> Iterator[str]:
+    """Run a real llama-server (xllamacpp) script in a child process; yield its root URL, then stop it."""
     child = subprocess.Popen(
-        [sys.executable, "-c", SERVE, str(smollm2_path())],
+        [sys.executable, "-c", script, str(smollm2_path())],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -64,6 +65,13 @@ def llama_server() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def llama_server() -> Iterator[str]:
+    """A real llama-server (xllamacpp) in a child process; yields its root URL."""
+    with _serving(SERVE) as url:
+        yield url
 
 
 def test_real_server_chat_with_reasoning_switch(llama_server: str) -> None:
@@ -141,25 +149,8 @@ def test_router_load_failure_is_reported_with_exit_code(replay: ReplayServer) ->
 @pytest.fixture(scope="module")
 def unaliased_server() -> Iterator[str]:
     """A real llama-server started as most users do, `-m FILE` without --alias."""
-    serve = SERVE.replace('p.model_alias = {"smollm2"}; ', "")
-    child = subprocess.Popen(
-        [sys.executable, "-c", serve, str(smollm2_path())],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert child.stdout is not None and child.stdin is not None
-    try:
-        url = child.stdout.readline().strip()
-        assert url.startswith("http://127.0.0.1:"), f"server did not start: {url!r}"
+    with _serving(SERVE.replace('p.model_alias = {"smollm2"}; ', "")) as url:
         yield url
-    finally:
-        child.stdin.close()
-        try:
-            child.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait(timeout=10)
 
 
 def test_single_model_is_matched_by_its_file_stem_or_named_in_one_line(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,11 +13,11 @@ from pytest_agentloop.attempt import run_attempt
 from pytest_agentloop.canary import Canary, CanaryError, load_canary
 from pytest_agentloop.grading import HIDDEN_DIR, grade, run_checks
 from pytest_agentloop.records import Limit, MalformedCall, Outcome, Transcript, Turn
-from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.sandbox import SandboxPolicy
 from pytest_agentloop.workspace import PathEscape, Workspace
-from tests.support.calc_canary import BROKEN, FIXED, HALF_FIXED, episode, land, make_canary
+from tests.support.calc_canary import BROKEN, FIXED, HALF_FIXED, HIDDEN, episode, land, make_canary
 
-LIMITS = SandboxLimits(timeout_s=60)
+LIMITS = SandboxPolicy(timeout_s=60)
 
 
 @pytest.fixture
@@ -55,6 +56,16 @@ def test_declared_done_without_pushing(canary: Canary, workspace: Workspace) -> 
     # Consistent partial credit: nothing reached origin, so nothing beyond the starting repo counts.
     assert (result.checks_passed, result.checks_total, result.checks_baseline) == (0, 3, 0)
     assert not result.pushed and result.diff == ""
+
+
+def test_a_stop_without_a_push_names_replies_cut_at_the_response_cap(
+    canary: Canary, workspace: Workspace
+) -> None:
+    """Replies cut at max_response_tokens are a setting's doing: the reason says so beside the verdict."""
+    land(workspace, FIXED, push=False)
+    cut = replace(episode("finished"), truncated_replies=2)
+    result = grade(canary, workspace, cut, LIMITS)
+    assert result.reason == "declared done without pushing; 2 replies cut at max_response_tokens"
 
 
 def test_editing_a_protected_file_fails(canary: Canary, workspace: Workspace) -> None:
@@ -164,21 +175,8 @@ def test_nothing_pushed_can_steer_the_hidden_checks(
     assert result.outcome is Outcome.FAILED
 
 
-BASELINE_PASSES_ONE = """
-from calc import add, mul
-
-def test_add_zero():
-    assert add(0, 0) == 0  # the broken add (a - b) passes this already
-
-def test_add():
-    assert add(2, 3) == 5
-
-def test_add_negative():
-    assert add(-2, -3) == -5
-
-def test_mul():
-    assert mul(2, 3) == 6
-"""
+# The broken add (a - b) already passes test_add_zero.
+BASELINE_PASSES_ONE = HIDDEN + "\ndef test_add_zero():\n    assert add(0, 0) == 0\n"
 
 
 def test_checks_the_starting_repo_passes_are_not_the_models_work(tmp_path: Path) -> None:

@@ -9,6 +9,8 @@ what the script is known to have said.
 from __future__ import annotations
 
 import json
+import socket
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,12 +18,12 @@ from typing import Any
 import httpx
 import pytest
 
-from pytest_agentloop.agent.base import Budget
+from pytest_agentloop.agent.base import AttemptBudget
 from pytest_agentloop.agent.metering import Meter, MeteringProxy, StreamAssembler
 from pytest_agentloop.agent.tools import Toolbox
 from pytest_agentloop.cells import CellSettings
 from pytest_agentloop.records import Limit
-from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.sandbox import SandboxPolicy
 from pytest_agentloop.workspace import Workspace
 from tests.support.scripted_server import ScriptedServer, stream_chunks
 
@@ -38,8 +40,8 @@ BASH = {
 }
 
 
-def budget(turns: int = 10, tokens: int = 100_000) -> Budget:
-    return Budget(turns=turns, tokens=tokens, seconds=60)
+def budget(turns: int = 10, tokens: int = 100_000) -> AttemptBudget:
+    return AttemptBudget(turns=turns, tokens=tokens, seconds=60)
 
 
 @pytest.fixture
@@ -244,10 +246,35 @@ def test_the_proxy_meters_a_workspace_of_a_real_attempt(tmp_path: Path) -> None:
 
     canary = load_canary(write_tiny_canary(tmp_path / "canary"))
     with Workspace.create(canary, tmp_path) as workspace:
-        Toolbox(workspace, canary.spec.test_command, SandboxLimits())
+        Toolbox(workspace, canary.spec.test_command, SandboxPolicy())
         meter = Meter(budget(), workspace=workspace.root)
         with ScriptedServer("bash_forever") as server, MeteringProxy(server.url, meter) as proxy:
             conversation(proxy.url, 2)
             (workspace.root / "calc.py").write_text("def add(a, b):\n    return a + b\n")
             conversation(proxy.url, 1)
     assert meter.redundant_tool_calls == 1
+
+
+def test_an_agent_that_drops_its_connection_leaves_no_traceback(capfd: pytest.CaptureFixture[str]) -> None:
+    """Agents killed at a budget, or cancelling a stream, reset the connection mid-request: routine for
+    the proxy, which keeps serving and prints nothing (a traceback used to land in the test's output)."""
+    with ScriptedServer("solve") as server, MeteringProxy(server.url, Meter(budget())) as proxy:
+        host, port = proxy.url.removeprefix("http://").removesuffix("/v1").split(":")
+        for _ in range(3):
+            with socket.create_connection((host, int(port)), timeout=10) as raw:
+                raw.sendall(b'POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 100000\r\n\r\n{"mo')
+                raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
+        listed = httpx.get(f"{proxy.url}/models", timeout=10)  # served after the resets
+    assert listed.status_code == 200
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_stream_to_an_unreachable_model_server_is_a_502_too() -> None:
+    """A streaming agent asking a dead server gets an error reply it can read, not a dropped connection."""
+    with ScriptedServer("solve") as server:
+        dead = server.url
+    meter = Meter(budget())
+    with MeteringProxy(dead, meter) as proxy:
+        response = chat(proxy.url, [{"role": "user", "content": "go"}], stream=True)
+    assert response.status_code == 502 and "connection refused" in response.json()["error"]["message"]
+    assert meter.upstream_errors and meter.requests == 0

@@ -6,6 +6,7 @@ ends), with the terminal summary, cards, results file and pytest-html report all
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from pytest_agentloop.cli import main
+from pytest_agentloop.results import document, journal_beside, read_journal
 from tests._runs import IGNORE, run, tiny_suite
 from tests.support.scripted_server import ScriptedServer
 
@@ -71,7 +73,7 @@ def test_regenerated_cards_equal_the_live_ones_host_lines_included(
     assert main(["report", str(root / "results.json"), "--cards", str(tmp_path)]) == 0
     (live,) = (root / "cards").glob("*.md")
     again = tmp_path / live.name
-    assert "- host cpu: " in live.read_text() and "- host ram: " in live.read_text()
+    assert "- harness cpu: " in live.read_text() and "- harness ram: " in live.read_text()
     assert again.read_text() == live.read_text()
 
 
@@ -89,3 +91,22 @@ def test_pseudo_agent_transcripts_carry_the_spec(pytester: pytest.Pytester) -> N
     run(pytester, "--agent-model=null", "--agent-json=r.json", "-k", "tiny2")
     transcripts = (pytester.path / "r.transcripts.jsonl").read_text()
     assert "calc.py defines add(a, b)" in transcripts
+
+
+def test_the_results_file_is_the_whole_document_and_the_view_has_every_transcript(
+    looped: tuple[Path, str],
+) -> None:
+    """The owner held its attempts without transcripts and streamed the results file: the file is still
+    `json.dumps(document, indent=1)` of the run's journal, and the view beside the HTML report read every
+    transcript back from disk."""
+    root, _ = looped
+    path = root / "results.json"
+    run_info, attempts = read_journal(journal_beside(path))
+    want = json.dumps(document(run_info, attempts), indent=1)
+    assert _unstamped(path.read_text()) == _unstamped(want)
+    view = (root / "report.view.html").read_text(encoding="utf-8")
+    assert view.count('<script type="application/json" id="t') == len(attempts) == 4
+
+
+def _unstamped(text: str) -> str:
+    return re.sub(r'"updated": "[^"]*"', '"updated": ""', text, count=1)

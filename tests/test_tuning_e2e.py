@@ -69,7 +69,7 @@ def test_ofat_sweep_cards_then_combined_cell(project: pytest.Pytester, server: S
     )
     card = (project.path / "cards" / "openai_scripted.md").read_text()
     assert "**Decision:** openai:scripted: deploy for tier lite with turns=8: 3/3" in card
-    assert "- runtime: openai-compatible" in card and "- host cpu: " in card and "- host ram: " in card
+    assert "- runtime: openai-compatible" in card and "- harness cpu: " in card and "- harness ram: " in card
     assert "| turns=8 | lite | 3/3 (100%" in card and "| baseline | smoke | 0/3 (0%" in card
     assert "turns=8 6/6 vs baseline 0/6: better" in card
     assert "temperature=0.5 0/6 vs baseline 0/6: no evidence of a difference" in card

@@ -7,19 +7,22 @@ workspace only through the same `Toolbox`, so their transcripts and counters mea
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pytest_agentloop.canary import Canary
 from pytest_agentloop.cells import Cell
-from pytest_agentloop.records import Limit, Transcript
+from pytest_agentloop.records import Limit, Transcript, Usage
 from pytest_agentloop.telemetry import Serving
 
 if TYPE_CHECKING:
+    from pytest_agentloop.agent.calls import ParsedCalls
     from pytest_agentloop.agent.tools import Toolbox
+    from pytest_agentloop.backends.base import ChatResponse
 
 EndReason = Literal["finished", "escalated", "budget_exceeded", "infra_error"]
 HARNESS_ERROR_CHARS = 300
+CHARS_PER_TOKEN = 4  # the stated token estimate when a server reports no usage
 
 
 def harness_error(exc: BaseException) -> str:
@@ -30,7 +33,7 @@ def harness_error(exc: BaseException) -> str:
 
 
 @dataclass(frozen=True)
-class Budget:
+class AttemptBudget:
     """The limits in force for one attempt (the canary's, overridden by the cell's)."""
 
     turns: int
@@ -38,7 +41,7 @@ class Budget:
     seconds: float
 
     @classmethod
-    def for_attempt(cls, canary: Canary, cell: Cell) -> Budget:
+    def for_attempt(cls, canary: Canary, cell: Cell) -> AttemptBudget:
         return cls(
             turns=cell.settings.turns or canary.spec.budget.turns,
             tokens=cell.settings.tokens or canary.spec.budget.tokens,
@@ -46,14 +49,20 @@ class Budget:
         )
 
 
-@dataclass
-class Episode:
-    """How the agent's run ended, with its transcript and counters; grading turns it into an Outcome."""
+def estimate_usage(sent_chars: int, response: ChatResponse) -> Usage:
+    """A reply's tokens when its server sent no `usage`: CHARS_PER_TOKEN characters a token of what was
+    sent and what came back (text, reasoning, calls), so the token budget still holds. The built-in
+    loop and the metering proxy both use it, so an estimated count means the same in either."""
+    said = len(response.content) + len(response.reasoning or "")
+    said += sum(len(c.name) + len(str(c.arguments)) for c in response.tool_calls)
+    return Usage(prompt_tokens=sent_chars // CHARS_PER_TOKEN, completion_tokens=said // CHARS_PER_TOKEN)
 
-    end: EndReason
-    transcript: Transcript
-    limit: Limit | None = None
-    reason: str = ""  # the agent's own words for finish/escalate, or what broke
+
+@dataclass(kw_only=True)
+class Counters:
+    """What an agent's model replies added up to. The loop and the metering proxy count each reply
+    with `count_reply`, so their counters mean the same thing."""
+
     tool_calls: int = 0
     malformed_tool_calls: int = 0
     redundant_tool_calls: int = 0
@@ -63,6 +72,33 @@ class Episode:
     model_s: float = 0.0
     truncated_replies: int = 0  # replies cut at max_response_tokens (finish_reason "length")
     tokens_estimated: bool = False  # some reply came without usage: the token counts are estimates
+
+    def count_reply(self, response: ChatResponse, parsed: ParsedCalls, usage: Usage, redundant: int) -> None:
+        """Add one reply: its calls as parsed (`redundant` of them repeats), its tokens (`usage`, the
+        server's or `estimate_usage`'s) and its model time (the server's, else the latency)."""
+        self.tool_calls += len(parsed.calls)
+        self.malformed_tool_calls += len(parsed.malformed)
+        self.redundant_tool_calls += redundant
+        self.text_tool_calls += sum(call.source == "text" for call in parsed.calls)
+        self.prompt_tokens += usage.prompt_tokens
+        self.completion_tokens += usage.completion_tokens
+        self.tokens_estimated |= response.usage is None
+        self.truncated_replies += response.finish_reason == "length"
+        self.model_s += response.model_s if response.model_s is not None else response.latency_s
+
+    def counts(self) -> dict[str, Any]:
+        """The counters alone, to hand from one holder to another (the meter's to an Episode)."""
+        return {f.name: getattr(self, f.name) for f in fields(Counters)}
+
+
+@dataclass
+class Episode(Counters):
+    """How the agent's run ended, with its transcript and counters; grading turns it into an Outcome."""
+
+    end: EndReason
+    transcript: Transcript
+    limit: Limit | None = None
+    reason: str = ""  # the agent's own words for finish/escalate, or what broke
     infra_s: float = 0.0  # wall time lost in failed requests
     serving: Serving = field(default_factory=Serving)
     fingerprint: dict[str, object] = field(default_factory=dict)
@@ -76,7 +112,7 @@ class Episode:
 
 
 class Agent(Protocol):
-    """Anything that can attempt a canary through a Toolbox within a Budget."""
+    """Anything that can attempt a canary through a Toolbox within an AttemptBudget."""
 
     def run(self, task: AgentTask) -> Episode: ...
 
@@ -85,5 +121,5 @@ class Agent(Protocol):
 class AgentTask:
     canary: Canary
     cell: Cell
-    budget: Budget
+    budget: AttemptBudget
     toolbox: Toolbox

@@ -211,6 +211,11 @@ class Stop:
         last = _last_line(self.stderr) or _last_line(self.stdout)
         return f"{self.status}: {last}" if last else f"{self.status}, no output"
 
+    def last_words(self) -> str:
+        """After a clean exit: the status and the agent's last line on stdout, where it says why it ended."""
+        last = _last_line(self.stdout)
+        return f"{self.status}: {last}" if last else f"{self.status}, no output"
+
     def full(self) -> str:
         return "\n".join(
             (
@@ -293,7 +298,7 @@ def _episode(task: AgentTask, result: SandboxResult, folder: Path, meter: Meter 
             episode.end = "infra_error"
         episode.reason = f"the agent stopped ({stop.brief()}){note}"
     else:
-        episode.reason = (_last_line(stop.stdout) or "the agent exited") + note
+        episode.reason = stop.last_words() + note
     return episode
 
 
@@ -306,15 +311,7 @@ def _metered(task: AgentTask, meter: Meter) -> Episode:
         end="finished",
         transcript=meter.transcript(task.canary.spec.spec),
         unknown=unknown,
-        tool_calls=meter.tool_calls,
-        malformed_tool_calls=meter.malformed_tool_calls,
-        redundant_tool_calls=meter.redundant_tool_calls,
-        text_tool_calls=meter.text_tool_calls,
-        truncated_replies=meter.truncated_replies,
-        prompt_tokens=meter.prompt_tokens,
-        completion_tokens=meter.completion_tokens,
-        model_s=meter.model_s,
-        tokens_estimated=meter.tokens_estimated,
+        **meter.counts(),
     )
 
 

@@ -10,8 +10,8 @@ and the time it lost is infra (a request the budget cut off counts as lost when 
 times longer than the slowest reply before it). An attempt whose model never answered within the
 budget, or whose budget went to failed requests beyond INFRA_SHARE, is an infra_error, not a model
 outcome. A server that sends
-no `usage` leaves the token counts unknown; the token budget is then enforced on an estimate of
-CHARS_PER_TOKEN characters a token. Anything unexpected inside the loop ends the episode as an
+no `usage` leaves the token counts unknown; the token budget is then enforced on an estimate
+(`base.estimate_usage`). Anything unexpected inside the loop ends the episode as an
 infra_error naming the harness error, with the transcript so far.
 """
 
@@ -24,15 +24,14 @@ from typing import Any
 
 from pytest_agentloop import progress
 from pytest_agentloop.agent import prompts
-from pytest_agentloop.agent.base import AgentTask, EndReason, Episode, harness_error
+from pytest_agentloop.agent.base import AgentTask, EndReason, Episode, estimate_usage, harness_error
 from pytest_agentloop.agent.calls import ParsedCalls, parse_reply
 from pytest_agentloop.agent.tools import TOOL_ARGS
 from pytest_agentloop.backends.base import Backend, BackendError, ChatRequest, ChatResponse, InfraError
 from pytest_agentloop.cells import CellSettings
-from pytest_agentloop.records import FailedRequest, Limit, ToolResult, Transcript, Turn, Usage
+from pytest_agentloop.records import FailedRequest, Limit, ToolResult, Transcript, Turn
 
 REQUEST_TIMEOUT_S = 300.0  # the cap on one try; all tries of a request share the attempt's time left
-CHARS_PER_TOKEN = 4  # the stated token estimate when a server reports no usage
 INFRA_SHARE = 0.1  # a time budget that ran out with more than this share lost to failed requests: infra
 # A request the budget cut off after running this many times longer than the attempt's slowest
 # answered one is a hung server, not a slow model: its time counts as lost (infra).
@@ -231,7 +230,7 @@ def _record(
     parsed: ParsedCalls,
     results: list[ToolResult],
 ) -> None:
-    usage = response.usage or _estimate(sent_chars, response)
+    usage = response.usage or estimate_usage(sent_chars, response)
     telemetry = episode.serving.add(response, None if response.usage is None else usage.completion_tokens)
     episode.transcript.turns.append(
         Turn(
@@ -254,23 +253,8 @@ def _record(
             decode_tps=telemetry.decode_tps,
         )
     )
-    episode.tool_calls += len(parsed.calls)
-    episode.malformed_tool_calls += len(parsed.malformed)
-    episode.redundant_tool_calls += sum(r.redundant for r in results)
-    episode.text_tool_calls += sum(c.source == "text" for c in parsed.calls)
-    episode.prompt_tokens += usage.prompt_tokens
-    episode.completion_tokens += usage.completion_tokens
-    episode.tokens_estimated |= response.usage is None
-    episode.truncated_replies += response.finish_reason == "length"
+    episode.count_reply(response, parsed, usage, redundant=sum(r.redundant for r in results))
     episode.infra_s += response.infra_s
-    episode.model_s += response.model_s if response.model_s is not None else response.latency_s
-
-
-def _estimate(sent_chars: int, response: ChatResponse) -> Usage:
-    """Tokens at CHARS_PER_TOKEN characters each, for a reply whose server sent no `usage`."""
-    said = len(response.content) + len(response.reasoning or "")
-    said += sum(len(c.name) + len(str(c.arguments)) for c in response.tool_calls)
-    return Usage(prompt_tokens=sent_chars // CHARS_PER_TOKEN, completion_tokens=said // CHARS_PER_TOKEN)
 
 
 def _ended(episode: Episode, end: EndReason, *, limit: Limit | None = None, reason: str = "") -> Episode:

@@ -25,19 +25,18 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
 from typing import Any, ClassVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from pytest_agentloop.agent.base import Budget
+from pytest_agentloop.agent.base import AttemptBudget, Counters, estimate_usage
 from pytest_agentloop.agent.calls import ParsedCalls, parse_reply
-from pytest_agentloop.agent.loop import _estimate as estimate_usage  # the loop's own estimate, shared
 from pytest_agentloop.backends.openai import describe_transport_error, excerpt, parse_chat_completion
 from pytest_agentloop.cells import CellSettings
+from pytest_agentloop.loopback import LoopbackServer, send_body
 from pytest_agentloop.records import Limit, Transcript, Turn
 
 UPSTREAM_TIMEOUT_S = 600.0  # one reply of a slow local model; the attempt's time budget bounds the rest
@@ -76,24 +75,15 @@ def declared_tools(tools: Any) -> dict[str, type[BaseModel]]:
 
 
 @dataclass
-class Meter:
+class Meter(Counters):
     """What went through the proxy: the turns, the counters, and whether a budget ran out."""
 
-    budget: Budget
+    budget: AttemptBudget
     workspace: Path | None = None
     turns: list[Turn] = field(default_factory=list)
     requests: int = 0  # chat requests admitted (each one is a turn once its reply is counted)
     refused: int = 0
     saw_tools: bool = False  # some request declared tools, so the tool-call counters mean something
-    tokens_estimated: bool = False
-    tool_calls: int = 0
-    malformed_tool_calls: int = 0
-    redundant_tool_calls: int = 0
-    text_tool_calls: int = 0
-    truncated_replies: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    model_s: float = 0.0
     exceeded: Limit | None = None
     upstream_errors: list[str] = field(default_factory=list)
     _seen: set[str] = field(default_factory=set)
@@ -134,12 +124,11 @@ class Meter:
             index = len(self.turns)
             # A reply without `usage`: the budget runs on the loop's estimate, the record says unknown.
             usage = response.usage or estimate_usage(turn_chars, response)
-            self.tokens_estimated = self.tokens_estimated or response.usage is None
             tools = declared_tools(body.get("tools"))
             self.saw_tools = self.saw_tools or bool(tools)
             parsed = parse_reply(response, tools, f"call_{index}") if tools else ParsedCalls()
             keys = [f"{call.name}:{json.dumps(call.arguments, sort_keys=True)}" for call in parsed.calls]
-            self.redundant_tool_calls += sum(key in self._seen for key in keys)
+            redundant = sum(key in self._seen for key in keys)
             self._seen.update(keys)
             self.turns.append(
                 Turn(
@@ -159,13 +148,7 @@ class Meter:
                     native_tool_calls=len(response.tool_calls),
                 )
             )
-            self.tool_calls += len(parsed.calls)
-            self.malformed_tool_calls += len(parsed.malformed)
-            self.text_tool_calls += sum(call.source == "text" for call in parsed.calls)
-            self.truncated_replies += response.finish_reason == "length"
-            self.prompt_tokens += usage.prompt_tokens
-            self.completion_tokens += usage.completion_tokens
-            self.model_s += response.model_s if response.model_s is not None else latency_s
+            self.count_reply(response, parsed, usage, redundant)
             if self.exceeded is None and self.prompt_tokens + self.completion_tokens > self.budget.tokens:
                 self.exceeded = Limit.TOKENS
 
@@ -289,7 +272,7 @@ class StreamAssembler:
         return body
 
 
-class MeteringProxy:
+class MeteringProxy(LoopbackServer):
     """`with MeteringProxy(upstream, meter) as proxy:` hand `proxy.url` to the agent as its model URL."""
 
     def __init__(
@@ -311,30 +294,14 @@ class MeteringProxy:
             # server's delayed ACK (40 ms a request on Linux loopback).
             transport=httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]),
         )
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="agentloop-proxy",
-            daemon=True,
-        )
+        super().__init__(_handler_for(self), name="metering proxy")
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}/v1"
+        return f"{self.root}/v1"
 
-    def __enter__(self) -> MeteringProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+    def stop(self) -> None:
+        super().stop()
         self.client.close()
 
     def target(self, path: str) -> str:
@@ -358,6 +325,7 @@ def _handler_for(proxy: MeteringProxy) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True
         wbufsize = 1 << 16  # headers and body leave in one write (flushed per request and per SSE event)
+        relaying = False  # a stream's headers went out: a later upstream fault can only cut it short
 
         def do_GET(self) -> None:
             try:
@@ -444,7 +412,9 @@ def _handler_for(proxy: MeteringProxy) -> type[BaseHTTPRequestHandler]:
                         return
                     self._relay(response, assembler, wants_usage)
             except httpx.TransportError as exc:
-                self._upstream_failed(exc)
+                message = self._upstream_failed(exc)
+                if not self.relaying:  # nothing sent yet: the agent gets an error it can read
+                    self._send(502, _error_body(message, "upstream_error"))
                 self.close_connection = True
                 return
             self._count(body, assembler.completion, time.monotonic() - started)
@@ -454,6 +424,7 @@ def _handler_for(proxy: MeteringProxy) -> type[BaseHTTPRequestHandler]:
         def _relay(self, response: httpx.Response, assembler: StreamAssembler, wants_usage: bool) -> None:
             """Pass each SSE event on as it arrives (chunked), except a usage event nobody asked for and
             `[DONE]`, which goes out once the reply is counted."""
+            self.relaying = True
             self.send_response(response.status_code)
             self.send_header("Content-Type", response.headers.get("content-type", "text/event-stream"))
             self.send_header("Cache-Control", "no-cache")
@@ -478,14 +449,7 @@ def _handler_for(proxy: MeteringProxy) -> type[BaseHTTPRequestHandler]:
             return message
 
         def _send(self, status: int, data: bytes, content_type: str | None = "application/json") -> None:
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type or "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                self.close_connection = True
+            send_body(self, status, data, content_type or "application/json")
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: the transcript is the log."""

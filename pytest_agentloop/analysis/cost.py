@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pytest_agentloop.analysis.diagnosis import group
+from pytest_agentloop.analysis.facts import facts_of
 from pytest_agentloop.analysis.stats import scored
 from pytest_agentloop.records import Attempt, Outcome
 
@@ -40,7 +41,8 @@ def attempt_cost(attempt: Attempt, price: Price) -> float:
     if price.hourly is not None:
         seconds = attempt.model_s or attempt.wall_s
         return price.hourly * seconds / 3600
-    cached = sum(t.usage.cached_tokens for t in attempt.transcript.turns) if attempt.transcript else 0
+    facts = facts_of(attempt)
+    cached = facts.cached_tokens if facts is not None else 0
     fresh = (attempt.prompt_tokens or 0) - cached  # None: tokens not reported, priced as none
     cached_rate = price.cached_input if price.cached_input is not None else price.input or 0.0
     per_million = (

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pytest_agentloop.analysis.facts import facts_of
 from pytest_agentloop.analysis.stats import (
     MAX_MORE_RUNS,
     MIN_REPETITIONS,
@@ -21,11 +22,10 @@ from pytest_agentloop.analysis.stats import (
     more_runs,
     scored,
 )
-from pytest_agentloop.records import Attempt, Limit, Outcome, Turn
+from pytest_agentloop.cells import BASELINE
+from pytest_agentloop.records import Attempt, Limit, Outcome
 
-BASELINE = "baseline"
 BUDGETS = ("turns", "tokens")
-EDIT_TOOLS = frozenset({"write_file", "edit_file"})
 TEMPLATE_FIX = "the runtime's chat template does not render tools: use tool_mode=prompted or constrained"
 
 CeilingVerdict = Literal[
@@ -114,7 +114,7 @@ def _over_budget(attempts: Iterable[Attempt]) -> Iterator[tuple[str, dict[str, l
     """Per model: the baseline runs of each canary that ran out of budget, and the raised-budget cells."""
     for (model,), own in group(scored(attempts), "model").items():
         cells = {cell: runs for (cell,), runs in group(own, "cell").items()}
-        baseline = cells.get(BASELINE, [])
+        baseline = cells.get(BASELINE.id, [])
         over = {
             canary: runs
             for (canary,), runs in group(baseline, "canary").items()
@@ -122,7 +122,7 @@ def _over_budget(attempts: Iterable[Attempt]) -> Iterator[tuple[str, dict[str, l
         }
         probes: Probes = {}
         for cid, runs in cells.items():
-            kind = raise_kind(runs, baseline) if cid != BASELINE else None
+            kind = raise_kind(runs, baseline) if cid != BASELINE.id else None
             if kind is not None:
                 probes.setdefault(kind, []).append((cid, runs))
         yield model, over, probes
@@ -309,22 +309,19 @@ def _profile(model: str, cell: str, runs: list[Attempt]) -> WasteProfile:
     native = all(a.cell_config.get("tool_mode", "native") == "native" for a in runs)
     counts = {"malformed": 0, "redundant": 0, "noop": 0, "prose": 0}
     mismatch = False
-    with_transcript = [a for a in runs if a.transcript is not None]
+    from_transcripts = 0
     for attempt in runs:
-        if attempt.transcript is None:  # counters count calls, not turns: cap them at the turns taken
+        facts = facts_of(attempt)
+        if facts is None:  # counters count calls, not turns: cap them at the turns taken
             taken = attempt.turns or 0  # None: an agent that reports no counters adds nothing
             counts["malformed"] += min(attempt.malformed_tool_calls or 0, taken)
             counts["redundant"] += min(attempt.redundant_tool_calls or 0, taken)
             mismatch = mismatch or (attempt.text_tool_calls or 0) > 0
             continue
-        turns = attempt.transcript.turns
-        for position, turn in enumerate(turns):
-            kind = _waste_kind(turn, final=position == len(turns) - 1)
-            if kind:
-                counts[kind] += 1
-            mismatch = mismatch or (
-                turn.native_tool_calls == 0 and any(c.source == "text" for c in turn.calls)
-            )
+        from_transcripts += 1
+        for kind in counts:
+            counts[kind] += getattr(facts, kind)
+        mismatch = mismatch or facts.text_mismatch
     return WasteProfile(
         model=model,
         cell=cell,
@@ -332,10 +329,10 @@ def _profile(model: str, cell: str, runs: list[Attempt]) -> WasteProfile:
         turns=sum(a.turns or 0 for a in runs),
         malformed=counts["malformed"],
         redundant=counts["redundant"],
-        noop_edits=counts["noop"] if with_transcript else None,
-        prose=counts["prose"] if with_transcript else None,
+        noop_edits=counts["noop"] if from_transcripts else None,
+        prose=counts["prose"] if from_transcripts else None,
         text_calls=sum(a.text_tool_calls or 0 for a in runs),
-        from_transcripts=len(with_transcript) == len(runs),
+        from_transcripts=from_transcripts == len(runs),
         parser_mismatch=native and mismatch,
         dead_end=native and bool(runs) and all(_no_call(a) for a in runs),
     )
@@ -345,16 +342,3 @@ def _no_call(attempt: Attempt) -> bool:
     """Not one tool call, valid or malformed, and so no pass either."""
     silent = attempt.tool_calls == 0 and not attempt.malformed_tool_calls
     return silent and attempt.outcome is not Outcome.PASSED
-
-
-def _waste_kind(turn: Turn, *, final: bool) -> str | None:
-    """The one way a turn was wasted, or None if it did useful work (or was the closing answer)."""
-    if not turn.calls:
-        if turn.malformed:
-            return "malformed"
-        return None if final else "prose"
-    if turn.results and all(r.redundant for r in turn.results):
-        return "redundant"
-    if turn.results and all(r.name in EDIT_TOOLS and not r.changed for r in turn.results):
-        return "noop"
-    return None

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from pytest_agentloop.analysis.cost import Price, cost_rows
-from pytest_agentloop.analysis.diagnosis import BASELINE, ceiling_diagnoses, group
+from pytest_agentloop.analysis.diagnosis import ceiling_diagnoses, group
 from pytest_agentloop.analysis.stats import (
     BELOW_MINIMUM,
     MAX_MORE_RUNS,
@@ -26,6 +26,7 @@ from pytest_agentloop.analysis.stats import (
     scored,
     wilson,
 )
+from pytest_agentloop.cells import BASELINE
 from pytest_agentloop.records import Attempt, Outcome
 
 TIER_ORDER = ("smoke", "lite", "medium", "heavy")  # placement tiers; traps are a separate gate
@@ -113,7 +114,7 @@ def summarize(attempts: Iterable[Attempt]) -> list[CellSummary]:
     attempts = list(attempts)
     ceilings = {(d.model, d.canary): d.text for d in ceiling_diagnoses(attempts)}
     return [
-        _summary(model, cell, canary, runs, ceilings.get((model, canary), "") if cell == BASELINE else "")
+        _summary(model, cell, canary, runs, ceilings.get((model, canary), "") if cell == BASELINE.id else "")
         for (model, cell, canary), runs in group(attempts, "model", "cell", "canary").items()
     ]
 
@@ -150,9 +151,10 @@ def _summary(model: str, cell: str, canary: str, runs: list[Attempt], ceiling: s
 
 
 def _failure_mix(counted: Sequence[Attempt]) -> str:
-    """The failures in one phrase, most frequent first: '2 budget_exceeded, 1 failed'."""
+    """The failures in one phrase, most frequent first, each out of the runs: '2/3 budget_exceeded,
+    1/3 failed' (said once for several canaries, a bare '1 failed' read as one failure in all)."""
     mix = Counter(str(a.outcome) for a in counted if a.outcome is not Outcome.PASSED)
-    return ", ".join(f"{count} {outcome}" for outcome, count in mix.most_common())
+    return ", ".join(f"{count}/{len(counted)} {outcome}" for outcome, count in mix.most_common())
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -192,7 +194,7 @@ def _rollup(model: str, cell: str, tier: str | None, runs: list[Attempt]) -> Rol
 def comparisons(attempts: Iterable[Attempt]) -> dict[str, Comparison]:
     """Every non-baseline cell of one model against its baseline, on the canaries both ran."""
     cells = {cell: runs for (cell,), runs in group(attempts, "cell").items()}
-    baseline = cells.pop(BASELINE, [])
+    baseline = cells.pop(BASELINE.id, [])
     return {cell: compare_attempts(baseline, runs, cell) for cell, runs in cells.items() if baseline}
 
 
@@ -204,15 +206,15 @@ def best_cell(attempts: Sequence[Attempt]) -> str:
         for cell, c in comparisons(attempts).items()
         if c.verdict == "better" and c.repetitions >= MIN_REPETITIONS
     ]
-    return max(better)[2] if better else BASELINE
+    return max(better)[2] if better else BASELINE.id
 
 
 def settings_text(attempts: Sequence[Attempt], cell: str) -> str:
     """A cell's settings spelled out, as they differ from the baseline: "turns=12, temperature=0.2"."""
     config = next((a.cell_config for a in attempts if a.cell == cell), {})
-    base = next((a.cell_config for a in attempts if a.cell == BASELINE), {})
+    base = next((a.cell_config for a in attempts if a.cell == BASELINE.id), {})
     changed = [f"{key}={_value(value)}" for key, value in sorted(config.items()) if value != base.get(key)]
-    if cell == BASELINE:
+    if cell == BASELINE.id:
         return "the baseline settings"
     return ", ".join(changed) or f"{cell} (same settings as the baseline)"
 
@@ -274,7 +276,7 @@ def _tied(leader: ModelDecision, other: ModelDecision) -> bool:
 
 
 def _decide(model: str, counted: list[Attempt], cost_per_pass: float | None) -> ModelDecision:
-    cell = best_cell(counted) if counted else BASELINE
+    cell = best_cell(counted) if counted else BASELINE.id
     runs = [a for a in counted if a.cell == cell]
     rollup = next(iter(cell_rollups(runs)), None)
     tiers = {r.tier: r for r in tier_rollups(runs) if r.tier in TIER_ORDER}

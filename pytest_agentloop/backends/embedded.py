@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,20 @@ def usable_cores(cpu_max: Path = CGROUP_CPU_MAX) -> int:
     return cores
 
 
+def server_threads(cores: int | None = None, busy: float | None = None) -> int:
+    """Threads for a new server: the usable cores, less one left to the harness (its workers run git
+    and the sandboxed checks while the server generates), less the cores other processes keep busy
+    (the 1-minute load average), and at least one.
+
+    llama.cpp's threads spin-wait on each other, so a thread the scheduler preempts stalls the rest:
+    on 2 shared cores under a load of 5, SmolLM2 decoded at 3 tokens/s with 2 threads and 35 with 1.
+    """
+    cores = usable_cores() if cores is None else cores
+    busy = os.getloadavg()[0] if busy is None else busy
+    free = cores - int(busy)
+    return max(1, min(cores - 1, free))
+
+
 class SharedServer:
     """One embedded server per run and model settings, in its own process, shared by every worker.
 
@@ -124,15 +139,18 @@ class SharedServer:
         tmp.write_text(json.dumps(data))
         tmp.replace(self.state)
 
-    def attach(self, command: list[str]) -> tuple[str, int]:
-        """(base URL, server pid): the running server's, or one started now with `command`."""
+    def attach(self, command: Callable[[int], list[str]], threads: int | None) -> tuple[str, int, int]:
+        """(base URL, server pid, its threads): the running server's, or one started now with
+        `command(threads)`; the threads are chosen by whoever starts it (`server_threads` unless set),
+        so workers that attach later share it whatever the load says by then."""
         with self._lock:
             data = self._read()
             if not (data.get("pid") and _alive(int(data["pid"]))):
-                data = {"users": [], **self._start(command)}
+                chosen = threads or server_threads()
+                data = {"users": [], "threads": chosen, **self._start(command(chosen))}
             data["users"] = [*data["users"], self.me]
             self._write(data)
-            return str(data["url"]), int(data["pid"])
+            return str(data["url"]), int(data["pid"]), int(data["threads"])
 
     def _start(self, command: list[str]) -> dict[str, Any]:
         self.ready.unlink(missing_ok=True)
@@ -192,7 +210,7 @@ class EmbeddedBackend:
     """Attaches to the run's embedded server (starting it in its own process if first); `close()` leaves.
 
     `n_ctx` is each attempt's context: the server holds `parallel` slots of it, one per worker sharing
-    it, with `threads` sized to the cores this process may use unless set.
+    it, with `threads` (unless set) chosen by `server_threads` when the server starts.
     """
 
     def __init__(
@@ -211,20 +229,22 @@ class EmbeddedBackend:
         self.spec = spec
         self.model_path = resolve_model_path(spec.model)
         self.n_ctx = n_ctx
-        self.threads = threads or usable_cores()
         self.parallel = max(1, parallel)
         self._own_dir = (
             None if shared_dir is not None else tempfile.TemporaryDirectory(prefix="agentloop-emb-")
         )
         root = shared_dir if shared_dir is not None else Path(self._own_dir.name)  # type: ignore[union-attr]
-        settings = f"{self.model_path.resolve()}|{n_ctx}|{self.parallel}|{self.threads}"
+        settings = f"{self.model_path.resolve()}|{n_ctx}|{self.parallel}|{threads or 'auto'}"
         self._shared = SharedServer(root, hashlib.sha256(settings.encode()).hexdigest()[:16])
-        command = [
-            sys.executable, "-m", "pytest_agentloop.backends.embedded_server",
-            "--model", str(self.model_path), "--alias", spec.model, "--ctx", str(n_ctx * self.parallel),
-            "--parallel", str(self.parallel), "--threads", str(self.threads),
-        ]  # fmt: skip
-        self.base_url, self.server_pid = self._shared.attach(command)
+
+        def command(chosen: int) -> list[str]:
+            return [
+                sys.executable, "-m", "pytest_agentloop.backends.embedded_server",
+                "--model", str(self.model_path), "--alias", spec.model, "--ctx", str(n_ctx * self.parallel),
+                "--parallel", str(self.parallel), "--threads", str(chosen),
+            ]  # fmt: skip
+
+        self.base_url, self.server_pid, self.threads = self._shared.attach(command, threads)
         self._chat = LlamaCppBackend(spec, self.base_url, retries=2, backoff_s=0.2)
 
     def chat(self, request: ChatRequest) -> ChatResponse:

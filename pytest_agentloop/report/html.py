@@ -294,14 +294,15 @@ class HtmlReport:
 
         from pytest_agentloop.report.card import host_fingerprint
         from pytest_agentloop.report.view import stored_runs, write_view
+        from pytest_agentloop.state import results_key
 
         report = Path(self.config.getoption("htmlpath"))
         recorder = self.config.pluginmanager.get_plugin("agentloop-store")
         runs = stored_runs(recorder.store) if recorder is not None else []
         path = report.with_name(report.stem + ".view.html")
-        write_view(
-            path, attempts, self.prices, f"{report.stem} ({len(attempts)} attempts)", runs, host_fingerprint()
-        )
+        label = f"{report.stem} ({len(attempts)} attempts)"
+        owner = self.config.stash[results_key]  # transcripts are read back from it one at a time
+        write_view(path, attempts, self.prices, label, runs, host_fingerprint(), owner.transcript_of)
         return path.name
 
     def _notes(self) -> dict[str, list[str]]:

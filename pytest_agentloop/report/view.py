@@ -11,23 +11,26 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 from pytest_agentloop.analysis.cost import Price
 from pytest_agentloop.analysis.diagnosis import waste_profiles
+from pytest_agentloop.analysis.facts import has_transcript
 from pytest_agentloop.analysis.regressions import RunRate, find_regressions
 from pytest_agentloop.analysis.stats import scored, wilson
 from pytest_agentloop.analysis.verdicts import below_minimum, summarize
-from pytest_agentloop.records import Attempt, Outcome
+from pytest_agentloop.records import Attempt, Outcome, Transcript
 from pytest_agentloop.report.card import render_card
 from pytest_agentloop.report.decide import decide_lines
 from pytest_agentloop.report.said_once import said_once
 
+TranscriptOf = Callable[[Attempt], Transcript | None]
 ATTEMPT_COLUMNS = (
     "canary",
     "tier",
@@ -191,7 +194,7 @@ def view_data(
         "note": below_minimum(attempts),
         "columns": list(ATTEMPT_COLUMNS),
         "attempts": [_attempt_row(a) for a in attempts],
-        "has_transcript": [a.transcript is not None for a in attempts],
+        "has_transcript": [has_transcript(a) for a in attempts],
         "summary_columns": list(SUMMARY_COLUMNS),
         "summary": _summary_rows(attempts),
         "diagnoses": _diagnoses(attempts),
@@ -207,20 +210,24 @@ def render_view(
     label: str,
     runs: Sequence[StoredRun] = (),
     fingerprint: Mapping[str, Any] | None = None,
+    transcript_of: TranscriptOf = attrgetter("transcript"),
 ) -> str:
-    """The whole page: the template with the data and one lazy transcript block per attempt."""
+    """The whole page: the template with the data and one lazy transcript block per attempt.
+
+    `transcript_of` reads each attempt's transcript (the run's owner reads them back from disk)."""
     template = resources.files("pytest_agentloop.report").joinpath(TEMPLATE).read_text(encoding="utf-8")
     data = view_data(attempts, prices, label, runs, fingerprint)
-    blocks = "".join(_transcript_blocks(attempts))
+    blocks = "".join(_transcript_blocks(attempts, transcript_of))
     head, _, tail = template.partition(DATA_MARK)
     page = head + _json(data) + tail
     return page.replace("<!--AGENTLOOP_TRANSCRIPTS-->", blocks)
 
 
-def _transcript_blocks(attempts: Iterable[Attempt]) -> Iterable[str]:
+def _transcript_blocks(attempts: Iterable[Attempt], transcript_of: TranscriptOf) -> Iterable[str]:
     for index, attempt in enumerate(attempts):
-        if attempt.transcript is not None:
-            body = _json(attempt.transcript.model_dump(mode="json"))
+        transcript = transcript_of(attempt)
+        if transcript is not None:
+            body = _json(transcript.model_dump(mode="json"))
             yield f'<script type="application/json" id="t{index}">{body}</script>\n'
 
 
@@ -231,7 +238,9 @@ def write_view(
     label: str,
     runs: Sequence[StoredRun] = (),
     fingerprint: Mapping[str, Any] | None = None,
+    transcript_of: TranscriptOf = attrgetter("transcript"),
 ) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_view(attempts, prices, label, runs, fingerprint), encoding="utf-8")
+    page = render_view(attempts, prices, label, runs, fingerprint, transcript_of)
+    path.write_text(page, encoding="utf-8")
     return path

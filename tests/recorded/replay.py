@@ -9,14 +9,15 @@ Recordings live next to this file as JSON: {"doc": ..., "exchanges": [{"method",
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from pytest_agentloop.loopback import LoopbackServer, send_body
 
 HERE = Path(__file__).parent
 
@@ -70,27 +71,20 @@ class ReplayServer:
                 time.sleep(reply.delay_s)
                 is_text = isinstance(reply.body, str)
                 payload = (reply.body if is_text else json.dumps(reply.body)).encode()
-                self.send_response(reply.status)
-                self.send_header("Content-Type", "text/plain" if is_text else "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                send_body(self, reply.status, payload, "text/plain" if is_text else "application/json")
 
             do_GET = do_POST = do_DELETE = _serve
 
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet: the tests read `requests`, not stderr."""
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True)
-        self._thread.start()
+        self._server = LoopbackServer(Handler, name="replay-server")
+        self._server.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        self._server.stop()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_port}"
+        return self._server.root

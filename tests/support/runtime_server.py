@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from pytest_agentloop.loopback import LoopbackServer, send_body
 
 Answer = tuple[int, Any]
 
 
-class RuntimeServer:
+class RuntimeServer(LoopbackServer):
     """`with Emulator(...) as server:` then point the adapter at `server.url`."""
 
     name = "runtime"
@@ -24,16 +25,11 @@ class RuntimeServer:
     def __init__(self, address: str = "127.0.0.1") -> None:
         self.requests: list[tuple[str, str, Any]] = []  # (method, path, body)
         self.lock = threading.RLock()
-        self._httpd = ThreadingHTTPServer((address, 0), _handler_for(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=self.name, daemon=True
-        )
+        super().__init__(_handler_for(self), name=self.name, host=address)
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self.root
 
     def handle(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> Answer:
         raise NotImplementedError
@@ -41,17 +37,6 @@ class RuntimeServer:
     def seen(self, method: str, path: str) -> list[Any]:
         """Bodies of the requests to one route, oldest first."""
         return [body for m, p, body in self.requests if m == method and p == path]
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
 
 
 def _handler_for(server: RuntimeServer) -> type[BaseHTTPRequestHandler]:
@@ -77,14 +62,7 @@ def _handler_for(server: RuntimeServer) -> type[BaseHTTPRequestHandler]:
         def _send(self, status: int, payload: Any) -> None:
             text = isinstance(payload, str)  # a Prometheus exposition; everything else is JSON
             data = b"" if payload is None else (payload if text else json.dumps(payload)).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "text/plain; version=0.0.4" if text else "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                self.close_connection = True
+            send_body(self, status, data, "text/plain; version=0.0.4" if text else "application/json")
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: test output is for the tests."""

@@ -22,9 +22,10 @@ import json
 import threading
 import time
 from collections.abc import Callable, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from pytest_agentloop.loopback import LoopbackServer, send_body
 
 Edits = Sequence[tuple[str, str]]
 # {"content", "tool_calls"?, "finish_reason"?, "usage"?, "thinking_tokens"?} or {"status": 500}, plus
@@ -279,7 +280,7 @@ def _down(server: ScriptedServer, body: dict[str, Any]) -> Reply:
     return {"status": 500}
 
 
-class ScriptedServer:
+class ScriptedServer(LoopbackServer):
     """`with ScriptedServer("solve", edits=[...]) as server:` then point a backend at `server.url`."""
 
     def __init__(
@@ -306,37 +307,15 @@ class ScriptedServer:
         self.requests: list[dict[str, Any]] = []
         self.request_count = 0  # chat requests so far, including those answered with an error
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer((host, port), _handler_for(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="scripted-server",
-            daemon=True,
-        )
+        super().__init__(_handler_for(self), name="scripted-server", host=host, port=port)
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}/v1"
-
-    def start(self) -> ScriptedServer:
-        self._thread.start()
-        return self
+        return f"{self.root}/v1"
 
     def stop(self) -> None:
         self.stopping.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> ScriptedServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+        super().stop()
 
     def reply(self, body: dict[str, Any]) -> tuple[int, dict[str, Any] | bytes, dict[str, str]]:
         """The HTTP status, body (JSON, or raw bytes) and extra headers for one chat request."""
@@ -483,20 +462,12 @@ def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
         def _send(
             self, status: int, payload: dict[str, Any] | bytes, headers: dict[str, str] | None = None
         ) -> None:
-            raw = isinstance(payload, bytes)
-            data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "text/html" if raw else "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                # The client gave up (the time-budget tests time out on purpose). A real runtime
-                # drops the reply; a traceback here would print into whichever test runs next.
-                self.close_connection = True
+            # A client that gave up (the time-budget tests time out on purpose) is let go, as a real
+            # runtime drops the reply.
+            if isinstance(payload, bytes):
+                send_body(self, status, payload, "text/html", headers)
+            else:
+                send_body(self, status, json.dumps(payload).encode(), "application/json", headers)
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: test output is for the tests."""
