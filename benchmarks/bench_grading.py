@@ -8,31 +8,23 @@ and process) is timed apart. Prints figures; asserts nothing.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.support import ms_figures
-from pytest_agentloop.canary import load_canary
+from benchmarks.support import canary_and_count, ms_figures
 from pytest_agentloop.grading import _BASELINES, baseline, run_checks
 from pytest_agentloop.grading_export import export_commit
-from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.sandbox import SandboxPolicy
 from pytest_agentloop.workspace import Workspace
-
-DEFAULT = Path(__file__).resolve().parent.parent / "canaries" / "heavy" / "provider-timeouts"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("canary", nargs="?", type=Path, default=DEFAULT)
-    parser.add_argument("-n", type=int, default=10)
-    args = parser.parse_args()
-    canary = load_canary(args.canary / "canary.toml")
-    limits = SandboxLimits().for_canary(canary)
+    canary, count = canary_and_count(__doc__, "heavy/provider-timeouts", 10)
+    limits = SandboxPolicy().for_canary(canary)
     first_baseline, export, checks = [], [], []
     with tempfile.TemporaryDirectory(prefix="agentloop-bench-") as parent:
-        for _ in range(args.n):
+        for _ in range(count):
             with Workspace.create(canary, parent=Path(parent)) as workspace:
                 for path in sorted(p for p in canary.solution_dir.rglob("*") if p.is_file()):
                     target = workspace.root / path.relative_to(canary.solution_dir)

@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.support import scripted_server_process
-from pytest_agentloop.agent.base import AgentTask, Budget
+from pytest_agentloop.agent.base import AgentTask, AttemptBudget
 from pytest_agentloop.agent.loop import LoopAgent
 from pytest_agentloop.agent.tools import Toolbox
 from pytest_agentloop.backends.base import ChatRequest, ChatResponse, ModelSpec
 from pytest_agentloop.backends.openai import OpenAIBackend
 from pytest_agentloop.canary import load_canary
 from pytest_agentloop.cells import Cell
-from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.sandbox import SandboxPolicy
 from pytest_agentloop.workspace import Workspace
 from tests.support.tiny_canary import write_tiny_canary
 
@@ -69,8 +69,8 @@ def measure(turns: int) -> tuple[list[float], list[float], list[float], list[int
             task = AgentTask(
                 canary=canary,
                 cell=Cell(id="baseline"),
-                budget=Budget(turns=turns, tokens=10**12, seconds=3600.0),
-                toolbox=Toolbox(workspace, canary.spec.test_command, SandboxLimits()),
+                budget=AttemptBudget(turns=turns, tokens=10**12, seconds=3600.0),
+                toolbox=Toolbox(workspace, canary.spec.test_command, SandboxPolicy()),
             )
             try:
                 episode = LoopAgent(backend).run(task)

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from benchmarks.support import scripted_server_process
-from pytest_agentloop.agent.base import Budget
+from pytest_agentloop.agent.base import AttemptBudget
 from pytest_agentloop.agent.metering import Meter, MeteringProxy
 from tests.support.tiny_canary import write_tiny_canary
 
@@ -69,7 +69,7 @@ def main() -> None:
         tempfile.TemporaryDirectory() as scratch,
     ):
         work = write_tiny_canary(Path(scratch) / "canary").parent / "repo"
-        meter = TimedMeter(Budget(turns=10 * count, tokens=10**12, seconds=3600), workspace=work)
+        meter = TimedMeter(AttemptBudget(turns=10 * count, tokens=10**12, seconds=3600), workspace=work)
         with MeteringProxy(upstream, meter) as proxy, httpx.Client(timeout=30) as client:
             for stream in (False, True):
                 timed(client, upstream, 20, stream)  # warm both paths

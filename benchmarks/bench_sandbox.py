@@ -12,22 +12,19 @@ Run from the repository root:
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.support import ms_figures
+from benchmarks.support import canary_and_count, ms_figures
 from pytest_agentloop import isolation
 from pytest_agentloop.agent.tools import Toolbox
-from pytest_agentloop.canary import load_canary
 from pytest_agentloop.records import ToolCall
-from pytest_agentloop.sandbox import Engine, SandboxLimits, run_sandboxed
+from pytest_agentloop.sandbox import Engine, SandboxPolicy, run_sandboxed
 from pytest_agentloop.workspace import Workspace
 
-DEFAULT = Path(__file__).resolve().parent.parent / "canaries" / "smoke" / "fix-greeting-typo"
 ENGINES: tuple[Engine, ...] = ("none", "bwrap")
 
 
@@ -38,11 +35,7 @@ def _timed(fn: Callable[[], object]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("canary", nargs="?", type=Path, default=DEFAULT)
-    parser.add_argument("-n", type=int, default=20)
-    args = parser.parse_args()
-    canary = load_canary(args.canary / "canary.toml")
+    canary, count = canary_and_count(__doc__, "smoke/fix-greeting-typo", 20)
 
     probe = _timed(isolation._bwrap_problem)  # uncached: the first call in this process
     print(f"probe (once per process):       {probe * 1000:7.1f} ms")
@@ -52,18 +45,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="agentloop-bench-") as parent:
         workspace = Workspace.create(canary, parent=Path(parent))
         boxes = {
-            engine: Toolbox(workspace, canary.spec.test_command, SandboxLimits(engine=engine))
+            engine: Toolbox(workspace, canary.spec.test_command, SandboxPolicy(engine=engine))
             for engine in ENGINES
         }
         call = ToolCall(id="bench", name="run_tests")
-        for _ in range(args.n):
+        for _ in range(count):
             for engine in ENGINES:
-                limits, box = SandboxLimits(engine=engine), boxes[engine]
+                limits, box = SandboxPolicy(engine=engine), boxes[engine]
                 empty[engine].append(_timed(lambda lim=limits: run_sandboxed(["true"], workspace.root, lim)))
                 tests[engine].append(_timed(lambda b=box: b.execute(call)))
         workspace.remove()
 
-    print(f"canary: {canary.id}, test command `{canary.spec.test_command}`, n={args.n} per engine")
+    print(f"canary: {canary.id}, test command `{canary.spec.test_command}`, n={count} per engine")
     for label, runs in (("empty command", empty), ("run_tests call", tests)):
         for engine in ENGINES:
             print(f"{label:<15} {engine:<6} {ms_figures(runs[engine])}")

@@ -6,28 +6,20 @@ Run from the repository root:
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.support import ms_figures
-from pytest_agentloop.canary import load_canary
+from benchmarks.support import canary_and_count, ms_figures
 from pytest_agentloop.workspace import Workspace
-
-DEFAULT = Path(__file__).resolve().parent.parent / "canaries" / "smoke" / "fix-greeting-typo"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("canary", nargs="?", type=Path, default=DEFAULT)
-    parser.add_argument("-n", type=int, default=30)
-    args = parser.parse_args()
-    canary = load_canary(args.canary / "canary.toml")
+    canary, count = canary_and_count(__doc__, "smoke/fix-greeting-typo", 30)
     provision: list[float] = []
     checkout: list[float] = []
     with tempfile.TemporaryDirectory(prefix="agentloop-bench-") as parent:
-        for i in range(args.n):
+        for i in range(count):
             start = time.perf_counter()
             workspace = Workspace.create(canary, parent=Path(parent))
             provision.append(time.perf_counter() - start)

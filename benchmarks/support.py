@@ -4,12 +4,28 @@ print a list of timings. Run the benchmarks from the repository root with `pytho
 
 from __future__ import annotations
 
+import argparse
 import socket
 import statistics
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+
+from pytest_agentloop.canary import Canary, load_canary
+
+CANARIES = Path(__file__).resolve().parent.parent / "canaries"
+
+
+def canary_and_count(doc: str | None, default: str, n: int) -> tuple[Canary, int]:
+    """The command line `[canary_dir] [-n N]` of a benchmark that repeats a step on one canary: the
+    canary (`default` is a folder under canaries/) and how many times."""
+    parser = argparse.ArgumentParser(description=doc)
+    parser.add_argument("canary", nargs="?", type=Path, default=CANARIES / default)
+    parser.add_argument("-n", type=int, default=n)
+    args = parser.parse_args()
+    return load_canary(args.canary / "canary.toml"), args.n
 
 
 @contextmanager

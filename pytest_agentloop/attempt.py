@@ -15,14 +15,14 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any
 
-from pytest_agentloop.agent.base import Agent, AgentTask, Budget, Episode, harness_error
+from pytest_agentloop.agent.base import Agent, AgentTask, AttemptBudget, Episode, harness_error
 from pytest_agentloop.agent.tools import Toolbox
 from pytest_agentloop.backends.base import BackendError
 from pytest_agentloop.canary import Canary
 from pytest_agentloop.cells import BASELINE, Cell
 from pytest_agentloop.grading import Grade, grade, unmet_requirements
 from pytest_agentloop.records import Attempt, Outcome, Transcript
-from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.sandbox import SandboxPolicy
 from pytest_agentloop.truncation import mark_truncation
 from pytest_agentloop.workspace import Workspace
 
@@ -37,7 +37,7 @@ def run_attempt(
     model: str,
     cell: Cell = BASELINE,
     repetition: int = 1,
-    limits: SandboxLimits | None = None,
+    limits: SandboxPolicy | None = None,
     keep: bool = False,
     parent: Path | None = None,
     infra_retries: int = 0,
@@ -51,7 +51,7 @@ def run_attempt(
     reason, so a person can look at what the agent did. `review` (the `pytest_agentloop_grade`
     hook) may replace the built-in grade while the workspace still exists.
     """
-    limits = limits or SandboxLimits()
+    limits = limits or SandboxPolicy()
     started = datetime.now(UTC)
     clock = perf_counter()
     retries, infra_reasons, infra_s = 0, [], 0.0
@@ -86,7 +86,7 @@ def run_attempt(
         infra_s=round(infra_s, 3),
         started=started,
         finished=datetime.now(UTC),
-        budget=asdict(Budget.for_attempt(canary, cell)),
+        budget=asdict(AttemptBudget.for_attempt(canary, cell)),
         model_info={**(model_info or {}), **episode.fingerprint},
         host=host,
         estimated_tokens=_estimated_tokens(episode),
@@ -157,7 +157,7 @@ def _one_try(
     canary: Canary,
     agent: Agent,
     cell: Cell,
-    limits: SandboxLimits,
+    limits: SandboxPolicy,
     keep: bool,
     parent: Path | None,
     review: Review | None,
@@ -166,7 +166,7 @@ def _one_try(
     try:
         limits = limits.for_canary(canary)  # the canary's [sandbox] needs: network, image
         with Workspace.create(canary, parent) as workspace:
-            budget = Budget.for_attempt(canary, cell)
+            budget = AttemptBudget.for_attempt(canary, cell)
             toolbox = Toolbox(workspace, canary.spec.test_command, limits, seconds=budget.seconds)
             task = AgentTask(canary=canary, cell=cell, budget=budget, toolbox=toolbox)
             episode = unmet_requirements(canary, limits) or agent.run(task)

@@ -34,7 +34,9 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Budget(_Strict):
+class CanaryBudget(_Strict):
+    """What an attempt at this canary may spend; a cell's `turns` or `tokens` overrides it."""
+
     turns: int = Field(30, ge=1, le=10_000)  # model replies before the attempt is budget_exceeded(turns)
     tokens: int = Field(200_000, ge=100)  # prompt + completion tokens summed over every turn
     seconds: float = Field(900.0, gt=0)  # wall-clock time of the whole attempt
@@ -73,13 +75,13 @@ class Reference(_Strict):
 class CanarySpec(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")  # the item name: lowercase, digits, dashes
     tier: Tier  # smoke, lite, medium, heavy or trap; also the item's pytest marker
-    title: str = Field(min_length=1)  # one line for reports
+    title: str = Field(min_length=1)  # the task in one line: the model reads "Task: TITLE" above the spec
     spec: str = Field(min_length=1)  # the task exactly as the model reads it
     test_command: str = "python -m pytest -q"  # what the agent's run_tests tool runs in the workspace
     # Python distributions the repo or its hidden checks import beyond the standard library and
     # pytest, as requirements (e.g. "pyyaml>=6"); checked in the sandbox before every attempt.
     requires: tuple[str, ...] = ()
-    budget: Budget = Budget()
+    budget: CanaryBudget = CanaryBudget()
     expect: Expect = Expect()
     checks: Checks = Checks()
     sandbox: SandboxNeeds = SandboxNeeds()

@@ -25,6 +25,7 @@ from typing import Any
 
 from pytest_agentloop.analysis.stats import compare_attempts, wilson
 from pytest_agentloop.analysis.verdicts import summarize
+from pytest_agentloop.cells import BASELINE
 from pytest_agentloop.isolation import ENGINES
 from pytest_agentloop.records import Attempt
 from pytest_agentloop.report.stack import stack_differences
@@ -191,7 +192,7 @@ def _rate(attempts: Sequence[Attempt]) -> str:
 
 
 def compare_lines(
-    left: tuple[str, list[Attempt]], right: tuple[str, list[Attempt]], cell: str = "baseline"
+    left: tuple[str, list[Attempt]], right: tuple[str, list[Attempt]], cell: str = BASELINE.id
 ) -> list[str]:
     """One cell of each side, per canary side by side, then the verdict over the shared canaries.
 
@@ -316,10 +317,10 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from pytest_agentloop.sandbox import SandboxLimits
+    from pytest_agentloop.sandbox import SandboxPolicy
     from pytest_agentloop.validate import validate_paths
 
-    return validate_paths(args.paths, SandboxLimits(engine=args.engine), print)
+    return validate_paths(args.paths, SandboxPolicy(engine=args.engine), print)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -370,7 +371,7 @@ def _parser() -> argparse.ArgumentParser:
         "--model", help="compare only this model of A and B (default: one comparison per model both ran)"
     )
     compare.add_argument(
-        "--cell", default="baseline", help="the cell compared on both sides (default: baseline)"
+        "--cell", default=BASELINE.id, help="the cell compared on both sides (default: baseline)"
     )
     compare.set_defaults(run=cmd_compare)
     history = commands.add_parser("history", help="a model's pass rate run by run")

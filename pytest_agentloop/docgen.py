@@ -28,7 +28,7 @@ from pydantic.fields import FieldInfo
 from pytest_agentloop import plugin
 from pytest_agentloop.agent.external import ExternalAgentSettings
 from pytest_agentloop.analysis.cost import Price
-from pytest_agentloop.canary import Budget, CanarySpec, Checks, Expect, Reference, SandboxNeeds
+from pytest_agentloop.canary import CanaryBudget, CanarySpec, Checks, Expect, Reference, SandboxNeeds
 from pytest_agentloop.cells import CellSettings
 from pytest_agentloop.config import EmbeddedSettings, GuardConfig, HostTable, SandboxSettings, Settings
 from pytest_agentloop.matrix import MatrixConfig, MatrixSpec
@@ -52,7 +52,7 @@ SECTIONS: tuple[Section, ...] = (
     Section(Price, '`[prices."SPEC"]`'),
     Section(ExternalAgentSettings, "`[agents.NAME]`, run with `--agent-model external:NAME`"),
     Section(CanarySpec, "top level of a canary's `canary.toml`"),
-    Section(Budget, "`[budget]` in `canary.toml`"),
+    Section(CanaryBudget, "`[budget]` in `canary.toml`"),
     Section(Expect, "`[expect]` in `canary.toml`"),
     Section(Checks, "`[checks]` in `canary.toml`"),
     Section(SandboxNeeds, "`[sandbox]` in `canary.toml`"),

@@ -25,7 +25,7 @@ from pytest_agentloop.canary import Canary
 from pytest_agentloop.grading_channel import HIDDEN_DIR, Tally, run_hidden
 from pytest_agentloop.grading_export import ExportError, UnsafeTree, export_commit, tree_entries
 from pytest_agentloop.records import Limit, Outcome, Transcript
-from pytest_agentloop.sandbox import SandboxLimits, SandboxUnavailable, interpreter, run_sandboxed
+from pytest_agentloop.sandbox import SandboxPolicy, SandboxUnavailable, interpreter, run_sandboxed
 from pytest_agentloop.workspace import BRANCH, GitError, Workspace
 
 __all__ = ["HIDDEN_DIR", "CheckRun", "Grade", "grade", "run_checks"]
@@ -92,7 +92,7 @@ class Baseline:
 _BASELINES: dict[str, Baseline] = {}
 
 
-def baseline(canary: Canary, workspace: Workspace, limits: SandboxLimits) -> Baseline:
+def baseline(canary: Canary, workspace: Workspace, limits: SandboxPolicy) -> Baseline:
     """The baseline's checks, run once per canary content (and process), from the workspace's baseline."""
     cached = _BASELINES.get(canary.content_hash)
     if cached is None:
@@ -102,14 +102,14 @@ def baseline(canary: Canary, workspace: Workspace, limits: SandboxLimits) -> Bas
     return cached
 
 
-def _run_export(canary: Canary, workspace: Workspace, commit: str, limits: SandboxLimits) -> Tally:
+def _run_export(canary: Canary, workspace: Workspace, commit: str, limits: SandboxPolicy) -> Tally:
     with tempfile.TemporaryDirectory(prefix="agentloop-checks-") as scratch:
         tree = Path(scratch) / "tree"
         export_commit(workspace.origin, commit, tree)
         return run_hidden(canary, tree, limits)
 
 
-def run_checks(canary: Canary, workspace: Workspace, limits: SandboxLimits) -> CheckRun:
+def run_checks(canary: Canary, workspace: Workspace, limits: SandboxPolicy) -> CheckRun:
     """Run the hidden checks, sandboxed, on a clean export of origin main, against the baseline."""
     base = baseline(canary, workspace, limits)
     head = workspace.pushed_head()
@@ -207,7 +207,7 @@ def reserved_name(workspace: Workspace) -> str | None:
 
 
 @cache
-def _missing(requires: tuple[str, ...], limits: SandboxLimits) -> str | None:
+def _missing(requires: tuple[str, ...], limits: SandboxPolicy) -> str | None:
     script = (
         "import sys\nfrom importlib.metadata import PackageNotFoundError, version\n"
         "from packaging.requirements import Requirement\n"
@@ -224,7 +224,7 @@ def _missing(requires: tuple[str, ...], limits: SandboxLimits) -> str | None:
     return result.output.strip().splitlines()[0] if result.output.strip() else None
 
 
-def requirements_problem(canary: Canary, limits: SandboxLimits) -> str | None:
+def requirements_problem(canary: Canary, limits: SandboxPolicy) -> str | None:
     """One line naming the first declared requirement the sandbox's Python lacks, or None."""
     if not canary.spec.requires:
         return None
@@ -237,7 +237,7 @@ def requirements_problem(canary: Canary, limits: SandboxLimits) -> str | None:
     return f"canary {canary.id} requires {missing} in the sandbox's Python; install it there and rerun"
 
 
-def unmet_requirements(canary: Canary, limits: SandboxLimits) -> Episode | None:
+def unmet_requirements(canary: Canary, limits: SandboxPolicy) -> Episode | None:
     """An infra_error episode, before the agent starts, when a declared requirement is missing.
 
     The model could not have done the task, so the attempt is the harness's fault, never the model's.
@@ -246,7 +246,7 @@ def unmet_requirements(canary: Canary, limits: SandboxLimits) -> Episode | None:
     return None if problem is None else Episode(end="infra_error", transcript=Transcript(), reason=problem)
 
 
-def grade(canary: Canary, workspace: Workspace, episode: Episode, limits: SandboxLimits) -> Grade:
+def grade(canary: Canary, workspace: Workspace, episode: Episode, limits: SandboxPolicy) -> Grade:
     """Exactly one outcome; a harness fault while grading is an infra error, not the model's."""
     if episode.end == "infra_error":
         return Grade(
@@ -258,7 +258,7 @@ def grade(canary: Canary, workspace: Workspace, episode: Episode, limits: Sandbo
         return Grade(Outcome.INFRA_ERROR, None, f"grading failed: {exc}", None, None, "", False, "")
 
 
-def _grade(canary: Canary, workspace: Workspace, episode: Episode, limits: SandboxLimits) -> Grade:
+def _grade(canary: Canary, workspace: Workspace, episode: Episode, limits: SandboxPolicy) -> Grade:
     pushed, diff = workspace.pushed(), workspace.diff_from_baseline()
 
     def verdict(outcome: Outcome, reason: str, checks: CheckRun, limit: Limit | None = None) -> Grade:

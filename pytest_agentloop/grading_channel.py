@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_agentloop.canary import Canary
-from pytest_agentloop.sandbox import SandboxLimits, SandboxResult, interpreter, run_sandboxed
+from pytest_agentloop.sandbox import SandboxPolicy, SandboxResult, interpreter, run_sandboxed
 
 HIDDEN_DIR = ".agentloop_hidden"
 PLUGIN_MODULE = "agentloop_grader"
@@ -148,7 +148,7 @@ class _Sentinels:
         return [{"name": name, "source": source} for name, source in self.files.items()]
 
 
-def run_hidden(canary: Canary, tree: Path, limits: SandboxLimits) -> Tally:
+def run_hidden(canary: Canary, tree: Path, limits: SandboxPolicy) -> Tally:
     """Copy the canary's hidden checks into `tree` (an export) and run them there, sandboxed."""
     hidden = tree / HIDDEN_DIR
     if hidden.exists() or hidden.is_symlink():

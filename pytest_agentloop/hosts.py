@@ -34,8 +34,8 @@ from pytest_agentloop.hostmemory import MemoryReader
 from pytest_agentloop.memory import (
     ASSUMPTION,
     DEFAULT_RESERVE_BYTES,
+    FitVerdict,
     MetadataError,
-    Verdict,
     assumed_estimate,
     available_memory,
     combined_estimate,
@@ -55,8 +55,9 @@ class HostTimeout(InfraError):
 
 
 @dataclass(frozen=True)
-class GuardSettings:
-    """How the memory guard judges a load."""
+class GuardPolicy:
+    """How the memory guard judges a load, in the units it works in (the run's `[guard]` table,
+    config.GuardConfig, converted by the runner)."""
 
     enabled: bool = True
     reserve_bytes: int = DEFAULT_RESERVE_BYTES
@@ -112,7 +113,7 @@ class HostManager:
     def __init__(
         self,
         host: ManagedHost,
-        guard: GuardSettings | None = None,
+        guard: GuardPolicy | None = None,
         waits: Waits | None = None,
         root: Path | None = None,
         memory: MemoryReader | None = None,
@@ -121,7 +122,7 @@ class HostManager:
         # Where free memory is read: the host's own exporters or stated size (hostmemory.py); this
         # machine's RAM/GPU by default, which is right only for a runtime running here.
         self.memory: MemoryReader = memory or available_memory
-        self.guard = guard or GuardSettings()
+        self.guard = guard or GuardPolicy()
         self.waits = waits or Waits()
         self.dir = lease_dir(host.name, root)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -233,7 +234,7 @@ class HostManager:
     def _is_loaded(self, model: str) -> bool:
         return model in {m.name for m in self.host.loaded_models()}
 
-    def _guard_after_unload(self, models: list[str], context: int, recovering: bool) -> Verdict | None:
+    def _guard_after_unload(self, models: list[str], context: int, recovering: bool) -> FitVerdict | None:
         """Ask the guard about `models` together; after an unload, give freed memory until the unload
         deadline to come back."""
         if not self.guard.enabled or not models:
@@ -248,11 +249,11 @@ class HostManager:
             raise ModelWontFit(judged.message)
         return judged
 
-    def _judge(self, models: list[str], context: int) -> Verdict:
+    def _judge(self, models: list[str], context: int) -> FitVerdict:
         """Whether `models` fit together in what the host has free (one model: whether it fits)."""
         available = self.memory(self.guard.reserve_bytes)
         if available is None:
-            return Verdict(
+            return FitVerdict(
                 True,
                 f"unchecked: {self.host.name} is another machine and nothing says how much memory it has "
                 "free; give it a [hosts.NAME] table with node_exporter, dcgm_exporter or memory_gib",
@@ -270,7 +271,7 @@ class HostManager:
                 meta = self.host.model_metadata(model)
             except MetadataError as exc:  # no shape reported: size under a stated assumption
                 if exc.weights_bytes is None:
-                    return Verdict(True, f"unsized: {exc}; loaded without a memory check")
+                    return FitVerdict(True, f"unsized: {exc}; loaded without a memory check")
                 overhead = overhead_for(available)
                 sized.append(
                     assumed_estimate(model, context, self.guard.parallel, exc.weights_bytes, overhead)

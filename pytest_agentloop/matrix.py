@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pytest_agentloop.canary import Canary
-from pytest_agentloop.cells import Cell, CellSettings
+from pytest_agentloop.cells import BASELINE, Cell, CellSettings
 
 FACTORS: tuple[str, ...] = tuple(CellSettings.model_fields)
 _ID_SAFE = re.compile(r"^[A-Za-z0-9_.+=-]+$")
@@ -86,8 +86,8 @@ def expand(model_spec: str, config: MatrixConfig) -> list[Cell]:
                 "field per cell (a difference could not be attributed): split it into one cell per field."
             )
         changes.extend(changed.items())
-    cells = [Cell(id="baseline", settings=base)]
-    seen = {"baseline"}
+    cells = [Cell(id=BASELINE.id, settings=base)]
+    seen = {BASELINE.id}
     for factor, value in changes:
         settings = _settings({**base.model_dump(), factor: value}, f"{where}] {factor}={value!r}")
         if getattr(settings, factor) == getattr(base, factor):

@@ -252,7 +252,9 @@ def overhead_for(available: Available) -> int:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class FitVerdict:
+    """The memory guard's answer for one load: does it fit, and the line that says why."""
+
     fits: bool
     message: str  # one line: model, estimate with breakdown, available, and what to change
 
@@ -281,7 +283,7 @@ def largest_context(est: Estimate, budget: int, margin_fraction: float) -> int |
     return lo * CONTEXT_STEP or None
 
 
-def verdict(est: Estimate, available: Available, margin_fraction: float = 0.10) -> Verdict:
+def verdict(est: Estimate, available: Available, margin_fraction: float = 0.10) -> FitVerdict:
     """Fits only with `margin_fraction` to spare: "barely fits" means doesn't fit."""
     budget = available.usable
     slots = f"×{est.parallel}" if est.parallel > 1 else ""
@@ -290,7 +292,7 @@ def verdict(est: Estimate, available: Available, margin_fraction: float = 0.10) 
         f"({est.breakdown()}) + {margin_fraction:.0%} margin, available {available.describe()}"
     )
     if _fits(est.total, budget, margin_fraction):
-        return Verdict(True, f"fits: {head}")
+        return FitVerdict(True, f"fits: {head}")
     hints = []
     ctx = largest_context(est, budget, margin_fraction)
     if ctx:
@@ -303,7 +305,7 @@ def verdict(est: Estimate, available: Available, margin_fraction: float = 0.10) 
         hints.append("a smaller model or a host with more free memory")
     if available.reserve:
         hints.append("a smaller --reserve if the host really has nothing else to run")
-    return Verdict(False, f"won't fit: {head}; try {' or '.join(hints)}")
+    return FitVerdict(False, f"won't fit: {head}; try {' or '.join(hints)}")
 
 
 def _field(reader: Any, key: str) -> Any:

@@ -21,7 +21,7 @@ from pytest_agentloop.cells import BASELINE, Cell
 from pytest_agentloop.config import Settings
 from pytest_agentloop.matrix import expand, load_matrix
 from pytest_agentloop.records import Attempt
-from pytest_agentloop.sandbox import SandboxLimits, require
+from pytest_agentloop.sandbox import SandboxPolicy, require
 from pytest_agentloop.scheduling import AGENT_KINDS, GateKey, ModelRun, PlannedItem, gate_key, plan_models
 from pytest_agentloop.skips import skip_attempt
 from pytest_agentloop.state import runner_key
@@ -54,7 +54,7 @@ class Runner:
         )
         self.models = plan_models(settings.models, settings.hosts, hooked=hooked)
         self._external_settings()  # an external:NAME without its [agents.NAME] table is a usage error
-        self.limits = SandboxLimits(**settings.sandbox.model_dump())
+        self.limits = SandboxPolicy(**settings.sandbox.model_dump())
         if self.limits.engine != "podman" or self.limits.image:  # else each canary names its image
             require(self.limits)  # a sandbox that cannot run refuses the run here, with the fix
         self.matrix = load_matrix(settings.matrix)
@@ -200,7 +200,7 @@ class Runner:
         """The lease manager of the model's host; None where the runtime cannot be managed."""
         if model.spec.raw not in self._managers:
             from pytest_agentloop.backends.registry import known_backends, make_host
-            from pytest_agentloop.hosts import GuardSettings, HostManager
+            from pytest_agentloop.hosts import GuardPolicy, HostManager
 
             # Pseudo-models, agent kinds and runtimes a hook adds have no host the harness manages.
             managed = model.spec.backend in known_backends()
@@ -211,7 +211,7 @@ class Runner:
                 if host is None
                 else HostManager(
                     host,
-                    GuardSettings(
+                    GuardPolicy(
                         enabled=guard.enabled,
                         reserve_bytes=int(guard.reserve_gib * 2**30),
                         margin_fraction=guard.margin,

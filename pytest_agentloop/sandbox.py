@@ -68,7 +68,7 @@ if TYPE_CHECKING:
     from pytest_agentloop.canary import Canary
 
 __all__ = [
-    "Engine", "SandboxLimits", "SandboxResult", "SandboxUnavailable", "interpreter", "require",
+    "Engine", "SandboxPolicy", "SandboxResult", "SandboxUnavailable", "interpreter", "require",
     "run_sandboxed",
 ]  # fmt: skip
 
@@ -106,8 +106,9 @@ except OSError as exc:
 
 
 @dataclass(frozen=True)
-class SandboxLimits:
-    """Resource limits and the isolation policy of sandboxed commands (one per run, per canary)."""
+class SandboxPolicy:
+    """What sandboxed commands may use (resource limits) and see (engine, image, network): one per run
+    from the `[sandbox]` table (config.SandboxSettings), narrowed per canary by `for_canary`."""
 
     timeout_s: float = 60.0
     memory_mb: int = 2048
@@ -120,7 +121,7 @@ class SandboxLimits:
     image: str | None = None  # podman image (or rootfs directory) when engine = "podman"
     network: bool = False  # the canary declared it needs the network
 
-    def for_canary(self, canary: Canary) -> SandboxLimits:
+    def for_canary(self, canary: Canary) -> SandboxPolicy:
         """These limits with the canary's `[sandbox]` table applied (network, image)."""
         wants = canary.spec.sandbox
         return dataclasses.replace(self, network=wants.network, image=wants.image or self.image)
@@ -145,12 +146,12 @@ class SandboxResult:
         return self.exit_code == 0 and self.killed is None
 
 
-def require(limits: SandboxLimits) -> None:
+def require(limits: SandboxPolicy) -> None:
     """Raise SandboxUnavailable, one line naming the fix, unless `limits.engine` can run here."""
     isolation.require(limits.engine, limits.image)
 
 
-def interpreter(limits: SandboxLimits) -> str:
+def interpreter(limits: SandboxPolicy) -> str:
     """The Python a sandboxed command should name (the harness's, or the podman image's)."""
     return isolation.interpreter(limits.engine)
 
@@ -158,7 +159,7 @@ def interpreter(limits: SandboxLimits) -> str:
 def run_sandboxed(
     command: str | Sequence[str],
     cwd: Path,
-    limits: SandboxLimits,
+    limits: SandboxPolicy,
     *,
     env: Mapping[str, str] | None = None,
     writable: Sequence[Path] = (),
@@ -238,7 +239,7 @@ def run_sandboxed(
 
 
 def _wrap(
-    argv: list[str], view: View, limits: SandboxLimits, rlimits: dict[str, int], env: dict[str, str]
+    argv: list[str], view: View, limits: SandboxPolicy, rlimits: dict[str, int], env: dict[str, str]
 ) -> list[str]:
     """`argv` inside the engine; under podman the rlimits move onto the container (see isolation)."""
     if limits.engine == "bwrap":
@@ -425,7 +426,7 @@ def _read_capped(path: Path, cap: int) -> tuple[str, bool, int]:
 
 
 def _why_killed(
-    exit_code: int | None, timed_out: bool, output_size: int, limits: SandboxLimits
+    exit_code: int | None, timed_out: bool, output_size: int, limits: SandboxPolicy
 ) -> str | None:
     if timed_out:
         return f"timed out after {limits.timeout_s:g} s"

@@ -19,11 +19,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from pytest_agentloop.analysis.cost import Price
-from pytest_agentloop.analysis.diagnosis import BASELINE, group
+from pytest_agentloop.analysis.diagnosis import group
 from pytest_agentloop.analysis.stats import MIN_REPETITIONS, Comparison, scored
 from pytest_agentloop.analysis.verdicts import comparisons
 from pytest_agentloop.canary import Canary
-from pytest_agentloop.cells import Cell
+from pytest_agentloop.cells import BASELINE, Cell
 from pytest_agentloop.matrix import FACTORS, combined_cell, probe_cells
 from pytest_agentloop.records import Attempt, Outcome
 from pytest_agentloop.results import load_results
@@ -90,7 +90,9 @@ def factor_winners(attempts: Sequence[Attempt]) -> dict[str, Winner]:
 
 def over_budget(attempts: Sequence[Attempt]) -> set[str]:
     """Canaries whose baseline attempts ran out of a budget at least once: the ones worth probing."""
-    return {a.canary for a in scored(attempts) if a.cell == BASELINE and a.outcome is Outcome.BUDGET_EXCEEDED}
+    return {
+        a.canary for a in scored(attempts) if a.cell == BASELINE.id and a.outcome is Outcome.BUDGET_EXCEEDED
+    }
 
 
 @dataclass

@@ -28,7 +28,7 @@ from pytest_agentloop.attempt import run_attempt
 from pytest_agentloop.canary import Canary, CanaryError, layout_problems, load_canary
 from pytest_agentloop.grading import Grade, baseline, credit, requirements_problem
 from pytest_agentloop.records import Attempt, Outcome
-from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.sandbox import SandboxPolicy
 from pytest_agentloop.workspace import Workspace
 
 
@@ -72,7 +72,7 @@ def _inside_a_canary(toml: Path) -> bool:
     return any((parent / CANARY_FILE).is_file() for parent in toml.parent.parents)
 
 
-def validate_canary(toml: Path, limits: SandboxLimits, parent: Path | None = None) -> Report:
+def validate_canary(toml: Path, limits: SandboxPolicy, parent: Path | None = None) -> Report:
     report = Report(toml)
     try:
         canary = load_canary(toml)
@@ -104,7 +104,7 @@ def validate_canary(toml: Path, limits: SandboxLimits, parent: Path | None = Non
 
 
 def _attempt(
-    canary: Canary, agent: Agent, limits: SandboxLimits, parent: Path | None
+    canary: Canary, agent: Agent, limits: SandboxPolicy, parent: Path | None
 ) -> tuple[Attempt, Grade | None]:
     graded: list[Grade] = []
 
@@ -115,7 +115,7 @@ def _attempt(
     return attempt, (graded[0] if graded else None)
 
 
-def _untouched(canary: Canary, limits: SandboxLimits, parent: Path | None, report: Report) -> list[str]:
+def _untouched(canary: Canary, limits: SandboxPolicy, parent: Path | None, report: Report) -> list[str]:
     """The starting repo pushed as is: its checks must fail, each hidden file must collect."""
     with Workspace.create(canary, parent) as workspace:
         base = baseline(canary, workspace, limits)
@@ -146,7 +146,7 @@ def _untouched(canary: Canary, limits: SandboxLimits, parent: Path | None, repor
     return problems
 
 
-def validate_paths(paths: Iterable[Path], limits: SandboxLimits, out: Callable[[str], None]) -> int:
+def validate_paths(paths: Iterable[Path], limits: SandboxPolicy, out: Callable[[str], None]) -> int:
     """Validate every canary under `paths`; print a line per canary and per problem; 0 when all are sound."""
     tomls = find_canaries(paths)
     if not tomls:

@@ -22,7 +22,7 @@ from pytest_agentloop.agent.pseudo import ReferenceAgent
 from pytest_agentloop.attempt import run_attempt
 from pytest_agentloop.canary import Canary, Tier, load_canary
 from pytest_agentloop.records import Attempt, Outcome, ToolCall, Transcript, Turn
-from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.sandbox import SandboxPolicy
 from pytest_agentloop.validate import validate_canary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +58,7 @@ def test_validate_finds_the_canary_sound(canary: Canary, tmp_path: Path) -> None
     """`agentloop validate` on each built-in canary: reference passes, null and the untouched push fail,
     layout rules hold (id, tier, protected paths, solution, every hidden file collects), nothing
     undeclared is imported."""
-    report = validate_canary(canary.root / CANARY_FILE, SandboxLimits(), parent=tmp_path)
+    report = validate_canary(canary.root / CANARY_FILE, SandboxPolicy(), parent=tmp_path)
     assert report.problems == []
     assert report.reference is not None and report.null is not None
     if escalates(canary):
@@ -73,7 +73,7 @@ def test_validate_finds_the_canary_sound(canary: Canary, tmp_path: Path) -> None
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Expected:
     """What a wrong solution must get: FAILED, the hidden checks it misses, and words from the reason."""
 
     missed: int | None  # hidden checks expected to fail; None: not counted (rejected before the checks)
@@ -81,16 +81,16 @@ class Verdict:
 
 
 NEGATIVES = {
-    ("provider-timeouts", "missed-one-site"): Verdict(1, "test_site_groq"),
-    ("provider-timeouts", "tests-only"): Verdict(5, "5 of 5 hidden checks fail"),
-    ("money-in-cents", "missed-one-site"): Verdict(1, "test_site_statement"),
-    ("money-in-cents", "old-helper-kept"): Verdict(1, "test_utils_keeps_slugify_only"),
-    ("semver-from-tests", "tests-edited"): Verdict(None, "edited protected file tests/test_semver.py"),
+    ("provider-timeouts", "missed-one-site"): Expected(1, "test_site_groq"),
+    ("provider-timeouts", "tests-only"): Expected(5, "5 of 5 hidden checks fail"),
+    ("money-in-cents", "missed-one-site"): Expected(1, "test_site_statement"),
+    ("money-in-cents", "old-helper-kept"): Expected(1, "test_utils_keeps_slugify_only"),
+    ("semver-from-tests", "tests-edited"): Expected(None, "edited protected file tests/test_semver.py"),
 }
 OVERLAYS = sorted((d.parent.name, d.name) for d in NEGATIVES_DIR.glob("*/*") if d.is_dir())
 
 
-def test_every_overlay_has_a_verdict() -> None:
+def test_every_overlay_has_an_expectation() -> None:
     assert set(OVERLAYS) == set(NEGATIVES)
     assert {canary for canary, _ in NEGATIVES} >= {c.id for c in CANARIES.values() if c.tier == "heavy"}
 

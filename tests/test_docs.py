@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -198,3 +199,37 @@ def test_every_option_but_agent_config_has_a_toml_key() -> None:
     options = {key: option for key, (option, _) in docgen._cli_options().items()}
     without = sorted(option for key, option in options.items() if key not in keys and key != "config")
     assert not without, f"options without a TOML key: {without}"
+
+
+def _leaf_fields(model: type[Any], prefix: str = "") -> list[tuple[str, str]]:
+    """(dotted key, attribute name) of every canary.toml key, nested tables walked."""
+    from pydantic import BaseModel
+
+    found = []
+    for name, field in model.model_fields.items():
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            found += _leaf_fields(kind, f"{prefix}{name}.")
+        else:
+            found.append((f"{prefix}{name}", name))
+    return found
+
+
+def test_every_canary_field_is_read_and_the_title_goes_where_the_docs_say() -> None:
+    """No unused metadata: each documented canary.toml key is read outside canary.py, and `title` (once
+    documented as "one line for reports", which no report shows) is documented as, and is, what the model
+    reads first."""
+    from pytest_agentloop.agent.prompts import task_message
+    from pytest_agentloop.canary import CanarySpec, load_canary
+
+    sources = "".join(
+        path.read_text(encoding="utf-8")
+        for path in (ROOT / "pytest_agentloop").rglob("*.py")
+        if path.name not in {"canary.py", "docgen.py"}
+    )
+    unread = [key for key, name in _leaf_fields(CanarySpec) if f".{name}" not in sources]
+    assert not unread, f"canary.toml keys the docs list but nothing reads: {unread}"
+    row = next(line for line in docgen.render().splitlines() if line.startswith("| `title` |"))
+    assert "report" not in row and '"Task: TITLE"' in row, row
+    canary = load_canary(ROOT / "canaries" / "lite" / "validate-age" / "canary.toml")
+    assert task_message(canary).startswith(f"Task: {canary.spec.title}\n"), task_message(canary)[:200]

@@ -20,7 +20,7 @@ from pytest_agentloop.backends.base import ModelSpec
 from pytest_agentloop.backends.openai import OpenAIBackend
 from pytest_agentloop.canary import load_canary
 from pytest_agentloop.records import Attempt, Outcome
-from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.sandbox import SandboxPolicy
 from tests.support.fuzz_bodies import fuzz_behaviour
 from tests.support.scripted_server import ScriptedServer
 from tests.support.tiny_canary import write_tiny_canary
@@ -44,7 +44,7 @@ def fuzz_attempts(count: int, seed: int, tmp_path: Path) -> list[Attempt]:
                         LoopAgent(backend),
                         model=spec.raw,
                         repetition=repetition,
-                        limits=SandboxLimits(timeout_s=30),
+                        limits=SandboxPolicy(timeout_s=30),
                         parent=tmp_path,
                     )
                 )

@@ -13,11 +13,11 @@ from pytest_agentloop.attempt import run_attempt
 from pytest_agentloop.canary import Canary, CanaryError, load_canary
 from pytest_agentloop.grading import HIDDEN_DIR, grade, run_checks
 from pytest_agentloop.records import Limit, MalformedCall, Outcome, Transcript, Turn
-from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.sandbox import SandboxPolicy
 from pytest_agentloop.workspace import PathEscape, Workspace
-from tests.support.calc_canary import BROKEN, FIXED, HALF_FIXED, episode, land, make_canary
+from tests.support.calc_canary import BROKEN, FIXED, HALF_FIXED, HIDDEN, episode, land, make_canary
 
-LIMITS = SandboxLimits(timeout_s=60)
+LIMITS = SandboxPolicy(timeout_s=60)
 
 
 @pytest.fixture
@@ -175,21 +175,8 @@ def test_nothing_pushed_can_steer_the_hidden_checks(
     assert result.outcome is Outcome.FAILED
 
 
-BASELINE_PASSES_ONE = """
-from calc import add, mul
-
-def test_add_zero():
-    assert add(0, 0) == 0  # the broken add (a - b) passes this already
-
-def test_add():
-    assert add(2, 3) == 5
-
-def test_add_negative():
-    assert add(-2, -3) == -5
-
-def test_mul():
-    assert mul(2, 3) == 6
-"""
+# The broken add (a - b) already passes test_add_zero.
+BASELINE_PASSES_ONE = HIDDEN + "\ndef test_add_zero():\n    assert add(0, 0) == 0\n"
 
 
 def test_checks_the_starting_repo_passes_are_not_the_models_work(tmp_path: Path) -> None:

@@ -17,11 +17,11 @@ import pytest
 from pytest_agentloop.canary import Canary
 from pytest_agentloop.grading import grade
 from pytest_agentloop.records import Outcome
-from pytest_agentloop.sandbox import Engine, SandboxLimits
+from pytest_agentloop.sandbox import Engine, SandboxPolicy
 from pytest_agentloop.workspace import Workspace
 from tests.support.calc_canary import BROKEN, FIXED, episode, land, make_canary
 
-LIMITS = SandboxLimits(timeout_s=60)
+LIMITS = SandboxPolicy(timeout_s=60)
 MORE = "from calc import mul\n\ndef test_mul_more():\n    assert mul(3, 3) == 9\n"
 
 # Each attack is prepended to the broken calc.py, so it runs when the hidden checks import calc.

@@ -17,11 +17,11 @@ import pytest
 from pytest_agentloop.canary import Canary
 from pytest_agentloop.grading import grade
 from pytest_agentloop.records import Outcome
-from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.sandbox import SandboxPolicy
 from pytest_agentloop.workspace import Workspace
 from tests.support.calc_canary import BROKEN, FIXED, HALF_FIXED, episode, land, make_canary
 
-LIMITS = SandboxLimits(timeout_s=60)
+LIMITS = SandboxPolicy(timeout_s=60)
 
 # Prepended to the broken calc.py: runs when the hidden checks import it.
 FORCE_PASSED_PROPERTY = """

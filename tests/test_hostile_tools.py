@@ -24,7 +24,7 @@ import pytest
 from pytest_agentloop.agent.tools import READ_CAP, WALK_CAP, WRITE_CAP, Toolbox
 from pytest_agentloop.canary import load_canary
 from pytest_agentloop.records import ToolCall, ToolResult
-from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.sandbox import SandboxPolicy
 from pytest_agentloop.workspace import Workspace
 from tests.support.tiny_canary import write_tiny_canary
 
@@ -51,7 +51,7 @@ def bench(tmp_path: Path) -> Iterator[Bench]:
     outside = tmp_path / "outside.txt"
     outside.write_text(SECRET)
     with Workspace.create(canary, parent=tmp_path) as workspace:
-        box = Toolbox(workspace, canary.spec.test_command, SandboxLimits(timeout_s=60))
+        box = Toolbox(workspace, canary.spec.test_command, SandboxPolicy(timeout_s=60))
         yield Bench(box, workspace.root, outside)
 
 
@@ -186,7 +186,7 @@ def test_run_tests_cannot_outlast_the_attempt(tmp_path: Path) -> None:
     """A test command that sleeps far past the budget is cut at the time the attempt has left."""
     canary = load_canary(write_tiny_canary(tmp_path / "canary"))
     with Workspace.create(canary, parent=tmp_path) as workspace:
-        box = Toolbox(workspace, "sleep 600", SandboxLimits(timeout_s=600), seconds=2)
+        box = Toolbox(workspace, "sleep 600", SandboxPolicy(timeout_s=600), seconds=2)
         result = box.execute(ToolCall(id="x", name="run_tests"))
         assert not result.ok
         timeout = float(result.output.split("timed out after ")[1].split(" s")[0])

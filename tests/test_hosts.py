@@ -18,7 +18,7 @@ from gguf_host import ProcessHost, _running
 
 from pytest_agentloop.backends.base import BackendError
 from pytest_agentloop.backends.embedded import smollm2_path
-from pytest_agentloop.hosts import GuardSettings, HostManager, HostTimeout, ModelWontFit, Waits, read_events
+from pytest_agentloop.hosts import GuardPolicy, HostManager, HostTimeout, ModelWontFit, Waits, read_events
 
 CONTEXT = 1024
 
@@ -113,7 +113,7 @@ def test_two_workers_same_model_load_once(host: ProcessHost, tmp_path: Path) -> 
 
 
 def test_guard_refuses_without_loading(host: ProcessHost, tmp_path: Path) -> None:
-    starved = GuardSettings(reserve_bytes=psutil.virtual_memory().total)
+    starved = GuardPolicy(reserve_bytes=psutil.virtual_memory().total)
     mgr = HostManager(host, guard=starved, root=tmp_path / "leases")
     with pytest.raises(ModelWontFit) as refused, mgr.lease("smol-a", CONTEXT):
         pass

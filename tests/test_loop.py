@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pytest_agentloop.agent.base import AgentTask, Budget, Episode
+from pytest_agentloop.agent.base import AgentTask, AttemptBudget, Episode
 from pytest_agentloop.agent.loop import LoopAgent
 from pytest_agentloop.agent.prompts import NUDGE
 from pytest_agentloop.agent.pseudo import NullAgent, ReferenceAgent
@@ -22,7 +22,7 @@ from pytest_agentloop.backends.openai import OpenAIBackend
 from pytest_agentloop.canary import load_canary
 from pytest_agentloop.cells import Cell, CellSettings, ToolMode
 from pytest_agentloop.records import Limit
-from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.sandbox import SandboxPolicy
 from pytest_agentloop.workspace import Workspace
 from tests.support.scripted_server import ScriptedServer
 from tests.support.tiny_canary import write_tiny_canary
@@ -65,8 +65,8 @@ def run(tmp_path: Path) -> Iterator[Runner]:
         task = AgentTask(
             canary=canary,
             cell=Cell(id="test", settings=settings or CellSettings()),
-            budget=Budget(turns=turns, tokens=tokens, seconds=seconds),
-            toolbox=Toolbox(workspace, canary.spec.test_command, SandboxLimits(timeout_s=60)),
+            budget=AttemptBudget(turns=turns, tokens=tokens, seconds=seconds),
+            toolbox=Toolbox(workspace, canary.spec.test_command, SandboxPolicy(timeout_s=60)),
         )
         try:
             return Run(LoopAgent(backend).run(task), server, workspace)
@@ -269,9 +269,9 @@ def test_echo_reasoning_and_directives(run: Runner) -> None:
 def task(tmp_path: Path) -> Iterator[AgentTask]:
     canary = load_canary(write_tiny_canary(tmp_path / "canary"))
     with Workspace.create(canary, parent=tmp_path) as workspace:
-        toolbox = Toolbox(workspace, canary.spec.test_command, SandboxLimits(timeout_s=60))
+        toolbox = Toolbox(workspace, canary.spec.test_command, SandboxPolicy(timeout_s=60))
         yield AgentTask(
-            canary=canary, cell=Cell(id="baseline"), budget=Budget(5, 1000, 60.0), toolbox=toolbox
+            canary=canary, cell=Cell(id="baseline"), budget=AttemptBudget(5, 1000, 60.0), toolbox=toolbox
         )
 
 
@@ -306,8 +306,10 @@ def test_reference_agent_escalates_a_trap(tmp_path: Path) -> None:
     )
     canary = load_canary(toml)
     with Workspace.create(canary, parent=tmp_path) as workspace:
-        toolbox = Toolbox(workspace, canary.spec.test_command, SandboxLimits())
-        episode = ReferenceAgent().run(AgentTask(canary, Cell(id="baseline"), Budget(5, 1000, 60.0), toolbox))
+        toolbox = Toolbox(workspace, canary.spec.test_command, SandboxPolicy())
+        episode = ReferenceAgent().run(
+            AgentTask(canary, Cell(id="baseline"), AttemptBudget(5, 1000, 60.0), toolbox)
+        )
     assert (episode.end, episode.reason, episode.turns) == ("escalated", "Contradiction.", 1)
 
 

@@ -18,12 +18,12 @@ from typing import Any
 import httpx
 import pytest
 
-from pytest_agentloop.agent.base import Budget
+from pytest_agentloop.agent.base import AttemptBudget
 from pytest_agentloop.agent.metering import Meter, MeteringProxy, StreamAssembler
 from pytest_agentloop.agent.tools import Toolbox
 from pytest_agentloop.cells import CellSettings
 from pytest_agentloop.records import Limit
-from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.sandbox import SandboxPolicy
 from pytest_agentloop.workspace import Workspace
 from tests.support.scripted_server import ScriptedServer, stream_chunks
 
@@ -40,8 +40,8 @@ BASH = {
 }
 
 
-def budget(turns: int = 10, tokens: int = 100_000) -> Budget:
-    return Budget(turns=turns, tokens=tokens, seconds=60)
+def budget(turns: int = 10, tokens: int = 100_000) -> AttemptBudget:
+    return AttemptBudget(turns=turns, tokens=tokens, seconds=60)
 
 
 @pytest.fixture
@@ -246,7 +246,7 @@ def test_the_proxy_meters_a_workspace_of_a_real_attempt(tmp_path: Path) -> None:
 
     canary = load_canary(write_tiny_canary(tmp_path / "canary"))
     with Workspace.create(canary, tmp_path) as workspace:
-        Toolbox(workspace, canary.spec.test_command, SandboxLimits())
+        Toolbox(workspace, canary.spec.test_command, SandboxPolicy())
         meter = Meter(budget(), workspace=workspace.root)
         with ScriptedServer("bash_forever") as server, MeteringProxy(server.url, meter) as proxy:
             conversation(proxy.url, 2)

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -50,12 +51,9 @@ def test_shards_sharing_a_run_id_make_one_run(pytester: pytest.Pytester, store_u
         out, _ = process.communicate(timeout=300)
         assert process.returncode == 0, out
         assert "agentloop run: ci-42" in out
-    store = open_store(store_url)
-    try:
+    with closing(open_store(store_url)) as store:
         assert [r["run_id"] for r in store.runs()] == ["ci-42"]
         assert Counter(a.canary for a in store.attempts("ci-42")) == {"tiny": REPEAT, "tiny2": REPEAT}
-    finally:
-        store.close()
     # The store's run and the shards' own files, together: each attempt counted once.
     report = subprocess.run(
         [
@@ -100,12 +98,9 @@ def test_xdist_workers_resume_the_run_the_controller_names(pytester: pytest.Pyte
     assert resumed.ret == pytest.ExitCode.OK
     resumed.assert_outcomes(passed=1, skipped=1)
     resumed.stdout.fnmatch_lines(["*agentloop resume: already stored in run r1*"])
-    store = open_store(url)
-    try:
+    with closing(open_store(url)) as store:
         assert Counter(a.canary for a in store.attempts("r1")) == {"tiny": 1, "tiny2": 1}
         assert store.attempts("intruder") == []
-    finally:
-        store.close()
 
 
 def test_bare_resume_never_joins_an_open_run_with_other_settings(pytester: pytest.Pytester) -> None:
@@ -117,11 +112,8 @@ def test_bare_resume_never_joins_an_open_run_with_other_settings(pytester: pytes
     result = run(pytester, "--agent-model=reference", f"--agent-store={url}", "--agent-resume")
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(["agentloop: no unfinished run with these settings in *; starting run *"])
-    store = open_store(url)
-    try:
+    with closing(open_store(url)) as store:
         assert store.attempts("live-ci-job") == []
-    finally:
-        store.close()
 
 
 def test_resume_of_an_unknown_run_is_one_line(pytester: pytest.Pytester) -> None:
@@ -162,11 +154,8 @@ def test_the_github_actions_shard_example_runs_as_written(pytester: pytest.Pytes
         ["bash", "-c", report], cwd=pytester.path, env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr
-    store = open_store(env["AGENTLOOP_STORE_URL"])
-    try:
+    with closing(open_store(env["AGENTLOOP_STORE_URL"])) as store:
         stored = store.attempts("gh-1-1")
-    finally:
-        store.close()
     canaries = {path.parent.name for path in (root / "canaries").glob("*/*/canary.toml")}
     assert Counter(a.canary for a in stored) == dict.fromkeys(
         canaries, 1

@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from pytest_agentloop.sandbox import Engine, SandboxLimits, run_sandboxed
+from pytest_agentloop.sandbox import Engine, SandboxPolicy, run_sandboxed
 
 PY = sys.executable
 
@@ -39,7 +39,7 @@ def test_runs_in_cwd_and_reports_exit_code(engine: Engine, tmp_path: Path) -> No
     result = run_sandboxed(
         [PY, "-c", "import os; print(os.getcwd()); raise SystemExit(3)"],
         tmp_path,
-        SandboxLimits(engine=engine),
+        SandboxPolicy(engine=engine),
     )
     assert result.exit_code == 3
     assert result.output.strip() == str(tmp_path)
@@ -47,12 +47,12 @@ def test_runs_in_cwd_and_reports_exit_code(engine: Engine, tmp_path: Path) -> No
 
 
 def test_string_runs_with_sh_and_sequence_does_not(engine: Engine, tmp_path: Path) -> None:
-    assert run_sandboxed("echo a | tr a b 1>&2", tmp_path, SandboxLimits(engine=engine)).output == "b\n"
-    assert run_sandboxed(["echo", "$HOME"], tmp_path, SandboxLimits(engine=engine)).output == "$HOME\n"
+    assert run_sandboxed("echo a | tr a b 1>&2", tmp_path, SandboxPolicy(engine=engine)).output == "b\n"
+    assert run_sandboxed(["echo", "$HOME"], tmp_path, SandboxPolicy(engine=engine)).output == "$HOME\n"
 
 
 def test_unknown_command_says_so(engine: Engine, tmp_path: Path) -> None:
-    result = run_sandboxed(["no-such-tool-xyz"], tmp_path, SandboxLimits(engine=engine))
+    result = run_sandboxed(["no-such-tool-xyz"], tmp_path, SandboxPolicy(engine=engine))
     assert result.exit_code == 127
     assert "cannot run 'no-such-tool-xyz'" in result.output
 
@@ -60,7 +60,7 @@ def test_unknown_command_says_so(engine: Engine, tmp_path: Path) -> None:
 def test_env_is_scrubbed(engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENTLOOP_TEST_SECRET", "hunter2")
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
-    result = run_sandboxed(["env"], tmp_path, SandboxLimits(engine=engine), env={"EXTRA": "yes"})
+    result = run_sandboxed(["env"], tmp_path, SandboxPolicy(engine=engine), env={"EXTRA": "yes"})
     env = dict(line.split("=", 1) for line in result.output.splitlines())
     assert "AGENTLOOP_TEST_SECRET" not in env and "HTTPS_PROXY" not in env
     assert env["EXTRA"] == "yes"
@@ -76,7 +76,7 @@ def test_env_is_scrubbed(engine: Engine, tmp_path: Path, monkeypatch: pytest.Mon
 def test_infinite_loop_is_killed_at_timeout(engine: Engine, tmp_path: Path) -> None:
     marker = f"loop-{uuid.uuid4().hex}"
     result = run_sandboxed(
-        [PY, "-c", "while True: pass", marker], tmp_path, SandboxLimits(engine=engine, timeout_s=1)
+        [PY, "-c", "while True: pass", marker], tmp_path, SandboxPolicy(engine=engine, timeout_s=1)
     )
     assert result.timed_out and result.exit_code is None
     assert result.killed == "timed out after 1 s"
@@ -87,7 +87,7 @@ def test_background_processes_do_not_outlive_the_command(engine: Engine, tmp_pat
     """Even one that left the process group with setsid."""
     marker = f"{uuid.uuid4().int % 10**6 + 10**6}"
     result = run_sandboxed(
-        f"sleep {marker} & setsid sleep {marker} & echo started", tmp_path, SandboxLimits(engine=engine)
+        f"sleep {marker} & setsid sleep {marker} & echo started", tmp_path, SandboxPolicy(engine=engine)
     )
     assert result.exit_code == 0 and result.output == "started\n"
     assert survivors(f"sleep {marker}") == []
@@ -104,7 +104,7 @@ def test_fork_storm_is_contained_and_cleaned_up(engine: Engine, tmp_path: Path) 
         "        print('fork refused', flush=True)\n"
         "        time.sleep(0.05)\n"
     )
-    limits = SandboxLimits(engine=engine, timeout_s=4, max_processes=32, memory_mb=512)
+    limits = SandboxPolicy(engine=engine, timeout_s=4, max_processes=32, memory_mb=512)
     peak = 0
     done = threading.Event()
 
@@ -130,7 +130,7 @@ def test_fork_storm_is_contained_and_cleaned_up(engine: Engine, tmp_path: Path) 
 
 def test_a_gigabyte_of_output_is_capped_without_harness_memory(engine: Engine, tmp_path: Path) -> None:
     flood = "import sys\nchunk = 'x' * (1 << 20)\nfor _ in range(1024): sys.stdout.write(chunk)\n"
-    limits = SandboxLimits(engine=engine, output_bytes=10_000, file_size_mb=16)
+    limits = SandboxPolicy(engine=engine, output_bytes=10_000, file_size_mb=16)
     rss_before = psutil.Process().memory_info().rss
     result = run_sandboxed([PY, "-c", flood], tmp_path, limits)
     assert psutil.Process().memory_info().rss - rss_before < 32 * 1024 * 1024
@@ -142,7 +142,7 @@ def test_a_gigabyte_of_output_is_capped_without_harness_memory(engine: Engine, t
 
 def test_long_output_keeps_head_and_tail(engine: Engine, tmp_path: Path) -> None:
     script = "print('HEAD' + 'a' * 50_000); print('b' * 50_000 + 'TAIL')"
-    result = run_sandboxed([PY, "-c", script], tmp_path, SandboxLimits(engine=engine, output_bytes=1000))
+    result = run_sandboxed([PY, "-c", script], tmp_path, SandboxPolicy(engine=engine, output_bytes=1000))
     assert result.truncated and result.exit_code == 0 and result.killed is None
     assert result.output.startswith("HEAD") and result.output.endswith("TAIL\n")
     assert "bytes cut ...]" in result.output
@@ -151,7 +151,7 @@ def test_long_output_keeps_head_and_tail(engine: Engine, tmp_path: Path) -> None
 def test_memory_hog_is_stopped(engine: Engine, tmp_path: Path) -> None:
     hog = "blocks = []\nwhile True: blocks.append(bytearray(64 << 20))\n"
     result = run_sandboxed(
-        [PY, "-c", hog], tmp_path, SandboxLimits(engine=engine, memory_mb=256, timeout_s=30)
+        [PY, "-c", hog], tmp_path, SandboxPolicy(engine=engine, memory_mb=256, timeout_s=30)
     )
     assert result.exit_code != 0 and not result.timed_out
     assert "MemoryError" in result.output
@@ -159,7 +159,7 @@ def test_memory_hog_is_stopped(engine: Engine, tmp_path: Path) -> None:
 
 def test_file_size_limit_applies_to_files_too(engine: Engine, tmp_path: Path) -> None:
     script = "open('big.bin', 'wb').write(b'0' * (8 << 20))"
-    result = run_sandboxed([PY, "-c", script], tmp_path, SandboxLimits(engine=engine, file_size_mb=1))
+    result = run_sandboxed([PY, "-c", script], tmp_path, SandboxPolicy(engine=engine, file_size_mb=1))
     assert result.exit_code != 0
     assert "File too large" in result.output
     assert (tmp_path / "big.bin").stat().st_size <= 1 << 20
@@ -179,9 +179,9 @@ def test_a_harness_in_a_venv_under_tmp_sees_its_interpreter(tmp_path: Path) -> N
     work.mkdir()
     script = (
         "import sys; from pathlib import Path; "
-        "from pytest_agentloop.sandbox import SandboxLimits, run_sandboxed; "
+        "from pytest_agentloop.sandbox import SandboxPolicy, run_sandboxed; "
         "r = run_sandboxed([sys.executable, '-c', 'print(6 * 7)'], Path(sys.argv[1]), "
-        "SandboxLimits(timeout_s=60)); "
+        "SandboxPolicy(timeout_s=60)); "
         "print(r.exit_code, r.output.strip())"
     )
     repo = Path(__file__).resolve().parents[1]

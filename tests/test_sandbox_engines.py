@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pytest_agentloop.canary import load_canary
-from pytest_agentloop.sandbox import SandboxLimits, SandboxUnavailable, interpreter, require, run_sandboxed
+from pytest_agentloop.sandbox import SandboxPolicy, SandboxUnavailable, interpreter, require, run_sandboxed
 from tests.support.tiny_canary import write_tiny_canary
 
 
@@ -85,21 +85,21 @@ def test_a_sandboxed_run_says_nothing_about_it(pytester: pytest.Pytester) -> Non
 def test_a_canary_declares_network_and_image(tmp_path: Path) -> None:
     toml = write_tiny_canary(tmp_path / "c")
     toml.write_text(toml.read_text() + '\n[sandbox]\nnetwork = true\nimage = "localhost/py:3.11"\n')
-    limits = SandboxLimits().for_canary(load_canary(toml))
+    limits = SandboxPolicy().for_canary(load_canary(toml))
     assert limits.network and limits.image == "localhost/py:3.11"
-    assert SandboxLimits(image="default").for_canary(
+    assert SandboxPolicy(image="default").for_canary(
         load_canary(write_tiny_canary(tmp_path / "d"))
     ).image == ("default")
 
 
 def test_podman_without_an_image_says_where_to_name_one() -> None:
     with pytest.raises(SandboxUnavailable, match=r"needs an image; set `image` in the canary's \[sandbox\]"):
-        require(SandboxLimits(engine="podman"))
+        require(SandboxPolicy(engine="podman"))
 
 
 def test_podman_runs_the_command_in_the_image(tmp_path: Path) -> None:
     """The host's own root as the image's rootfs (podman --rootfs): no registry needed."""
-    limits = SandboxLimits(engine="podman", image="/", timeout_s=120)
+    limits = SandboxPolicy(engine="podman", image="/", timeout_s=120)
     try:
         require(limits)
     except SandboxUnavailable as exc:

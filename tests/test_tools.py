@@ -12,7 +12,7 @@ import pytest
 from pytest_agentloop.agent.tools import OUTPUT_CAP, TOOL_ARGS, Toolbox, cap_output
 from pytest_agentloop.canary import load_canary
 from pytest_agentloop.records import ToolCall, ToolResult
-from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.sandbox import SandboxPolicy
 from pytest_agentloop.workspace import Workspace
 from tests.support.tiny_canary import write_tiny_canary
 
@@ -21,7 +21,7 @@ from tests.support.tiny_canary import write_tiny_canary
 def toolbox(tmp_path: Path) -> Iterator[Toolbox]:
     canary = load_canary(write_tiny_canary(tmp_path / "canary"))
     with Workspace.create(canary, parent=tmp_path) as workspace:
-        yield Toolbox(workspace, canary.spec.test_command, SandboxLimits(timeout_s=60))
+        yield Toolbox(workspace, canary.spec.test_command, SandboxPolicy(timeout_s=60))
 
 
 def call(box: Toolbox, name: str, **arguments: Any) -> ToolResult:

@@ -14,11 +14,11 @@ import pytest
 
 from pytest_agentloop.cli import main
 from pytest_agentloop.records import Outcome
-from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.sandbox import SandboxPolicy
 from pytest_agentloop.validate import find_canaries, validate_canary
 from tests.support.tiny_canary import write_tiny_canary
 
-LIMITS = SandboxLimits()
+LIMITS = SandboxPolicy()
 
 
 def suite_canary(root: Path, id: str = "tiny", tier: str = "smoke") -> Path:

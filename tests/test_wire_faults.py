@@ -28,7 +28,7 @@ from pytest_agentloop.backends.openai import OpenAIBackend, retry_after_s
 from pytest_agentloop.canary import Canary, load_canary
 from pytest_agentloop.cells import Cell, CellSettings
 from pytest_agentloop.records import Attempt, Limit, Outcome
-from pytest_agentloop.sandbox import SandboxLimits
+from pytest_agentloop.sandbox import SandboxPolicy
 from tests.support.scripted_server import ScriptedServer
 from tests.support.tiny_canary import FILES, write_tiny_canary
 
@@ -77,7 +77,7 @@ def attempt(
             LoopAgent(chat),
             model=SPEC.raw,
             cell=Cell(id="t", settings=CellSettings(tokens=tokens)),
-            limits=SandboxLimits(timeout_s=60),
+            limits=SandboxPolicy(timeout_s=60),
             parent=tmp_path,
         )
     finally:

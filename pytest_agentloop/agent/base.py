@@ -33,7 +33,7 @@ def harness_error(exc: BaseException) -> str:
 
 
 @dataclass(frozen=True)
-class Budget:
+class AttemptBudget:
     """The limits in force for one attempt (the canary's, overridden by the cell's)."""
 
     turns: int
@@ -41,7 +41,7 @@ class Budget:
     seconds: float
 
     @classmethod
-    def for_attempt(cls, canary: Canary, cell: Cell) -> Budget:
+    def for_attempt(cls, canary: Canary, cell: Cell) -> AttemptBudget:
         return cls(
             turns=cell.settings.turns or canary.spec.budget.turns,
             tokens=cell.settings.tokens or canary.spec.budget.tokens,
@@ -112,7 +112,7 @@ class Episode(Counters):
 
 
 class Agent(Protocol):
-    """Anything that can attempt a canary through a Toolbox within a Budget."""
+    """Anything that can attempt a canary through a Toolbox within an AttemptBudget."""
 
     def run(self, task: AgentTask) -> Episode: ...
 
@@ -121,5 +121,5 @@ class Agent(Protocol):
 class AgentTask:
     canary: Canary
     cell: Cell
-    budget: Budget
+    budget: AttemptBudget
     toolbox: Toolbox

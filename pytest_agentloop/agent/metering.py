@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from pytest_agentloop.agent.base import Budget, Counters, estimate_usage
+from pytest_agentloop.agent.base import AttemptBudget, Counters, estimate_usage
 from pytest_agentloop.agent.calls import ParsedCalls, parse_reply
 from pytest_agentloop.backends.openai import describe_transport_error, excerpt, parse_chat_completion
 from pytest_agentloop.cells import CellSettings
@@ -78,7 +78,7 @@ def declared_tools(tools: Any) -> dict[str, type[BaseModel]]:
 class Meter(Counters):
     """What went through the proxy: the turns, the counters, and whether a budget ran out."""
 
-    budget: Budget
+    budget: AttemptBudget
     workspace: Path | None = None
     turns: list[Turn] = field(default_factory=list)
     requests: int = 0  # chat requests admitted (each one is a turn once its reply is counted)

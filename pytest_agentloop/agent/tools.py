@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pytest_agentloop.agent.calls import describe_errors
 from pytest_agentloop.records import ToolCall, ToolResult
-from pytest_agentloop.sandbox import SandboxLimits, run_sandboxed
+from pytest_agentloop.sandbox import SandboxPolicy, run_sandboxed
 from pytest_agentloop.workspace import GitError, Workspace
 
 OUTPUT_CAP = 8_000
@@ -167,7 +167,7 @@ class Toolbox:
     """The tools bound to one workspace and one canary's test command."""
 
     def __init__(
-        self, workspace: Workspace, test_command: str, limits: SandboxLimits, *, seconds: float | None = None
+        self, workspace: Workspace, test_command: str, limits: SandboxPolicy, *, seconds: float | None = None
     ) -> None:
         """`seconds`: the attempt's time budget, counted from now; no tool call outlasts it."""
         self.workspace = workspace

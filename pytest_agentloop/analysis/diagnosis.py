@@ -22,9 +22,9 @@ from pytest_agentloop.analysis.stats import (
     more_runs,
     scored,
 )
+from pytest_agentloop.cells import BASELINE
 from pytest_agentloop.records import Attempt, Limit, Outcome
 
-BASELINE = "baseline"
 BUDGETS = ("turns", "tokens")
 TEMPLATE_FIX = "the runtime's chat template does not render tools: use tool_mode=prompted or constrained"
 
@@ -114,7 +114,7 @@ def _over_budget(attempts: Iterable[Attempt]) -> Iterator[tuple[str, dict[str, l
     """Per model: the baseline runs of each canary that ran out of budget, and the raised-budget cells."""
     for (model,), own in group(scored(attempts), "model").items():
         cells = {cell: runs for (cell,), runs in group(own, "cell").items()}
-        baseline = cells.get(BASELINE, [])
+        baseline = cells.get(BASELINE.id, [])
         over = {
             canary: runs
             for (canary,), runs in group(baseline, "canary").items()
@@ -122,7 +122,7 @@ def _over_budget(attempts: Iterable[Attempt]) -> Iterator[tuple[str, dict[str, l
         }
         probes: Probes = {}
         for cid, runs in cells.items():
-            kind = raise_kind(runs, baseline) if cid != BASELINE else None
+            kind = raise_kind(runs, baseline) if cid != BASELINE.id else None
             if kind is not None:
                 probes.setdefault(kind, []).append((cid, runs))
         yield model, over, probes

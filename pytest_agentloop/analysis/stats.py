@@ -25,7 +25,7 @@ MIN_REPETITIONS = 3  # the methodology's minimum per (canary, cell)
 ALPHA = 0.05
 BELOW_MINIMUM = f"below the methodology's minimum of N={MIN_REPETITIONS}"
 
-Verdict = Literal["better", "worse", "no evidence of a difference"]
+ComparisonVerdict = Literal["better", "worse", "no evidence of a difference"]
 
 
 def wilson(passes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -178,7 +178,7 @@ def boschloo(base_passes: int, base_n: int, cell_passes: int, cell_n: int) -> fl
 class Comparison:
     """A cell against the baseline (or one run against another) on the canaries both ran."""
 
-    verdict: Verdict
+    verdict: ComparisonVerdict
     delta: float  # cell pass rate minus baseline pass rate
     p_value: float  # two-sided Boschloo exact test, unpaired
     ci_low: float  # Newcombe hybrid score interval of delta
@@ -190,10 +190,6 @@ class Comparison:
     canaries: int  # canaries both sides ran: more runs are added per canary
     repetitions: int  # the fewest runs any shared canary has on either side
     text: str
-
-    @property
-    def base_failures(self) -> int:
-        return self.base_n - self.base_passes
 
 
 def compare_counts(
@@ -214,7 +210,7 @@ def compare_counts(
     p_value = boschloo(base_passes, base_n, cell_passes, cell_n)
     low, high = newcombe(base_passes, base_n, cell_passes, cell_n)
     delta = (cell_passes / cell_n if cell_n else 0.0) - (base_passes / base_n if base_n else 0.0)
-    verdict: Verdict = "no evidence of a difference"
+    verdict: ComparisonVerdict = "no evidence of a difference"
     if p_value < alpha and low > 0:
         verdict = "better"
     elif p_value < alpha and high < 0:

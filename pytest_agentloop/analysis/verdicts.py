@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from pytest_agentloop.analysis.cost import Price, cost_rows
-from pytest_agentloop.analysis.diagnosis import BASELINE, ceiling_diagnoses, group
+from pytest_agentloop.analysis.diagnosis import ceiling_diagnoses, group
 from pytest_agentloop.analysis.stats import (
     BELOW_MINIMUM,
     MAX_MORE_RUNS,
@@ -26,6 +26,7 @@ from pytest_agentloop.analysis.stats import (
     scored,
     wilson,
 )
+from pytest_agentloop.cells import BASELINE
 from pytest_agentloop.records import Attempt, Outcome
 
 TIER_ORDER = ("smoke", "lite", "medium", "heavy")  # placement tiers; traps are a separate gate
@@ -113,7 +114,7 @@ def summarize(attempts: Iterable[Attempt]) -> list[CellSummary]:
     attempts = list(attempts)
     ceilings = {(d.model, d.canary): d.text for d in ceiling_diagnoses(attempts)}
     return [
-        _summary(model, cell, canary, runs, ceilings.get((model, canary), "") if cell == BASELINE else "")
+        _summary(model, cell, canary, runs, ceilings.get((model, canary), "") if cell == BASELINE.id else "")
         for (model, cell, canary), runs in group(attempts, "model", "cell", "canary").items()
     ]
 
@@ -193,7 +194,7 @@ def _rollup(model: str, cell: str, tier: str | None, runs: list[Attempt]) -> Rol
 def comparisons(attempts: Iterable[Attempt]) -> dict[str, Comparison]:
     """Every non-baseline cell of one model against its baseline, on the canaries both ran."""
     cells = {cell: runs for (cell,), runs in group(attempts, "cell").items()}
-    baseline = cells.pop(BASELINE, [])
+    baseline = cells.pop(BASELINE.id, [])
     return {cell: compare_attempts(baseline, runs, cell) for cell, runs in cells.items() if baseline}
 
 
@@ -205,15 +206,15 @@ def best_cell(attempts: Sequence[Attempt]) -> str:
         for cell, c in comparisons(attempts).items()
         if c.verdict == "better" and c.repetitions >= MIN_REPETITIONS
     ]
-    return max(better)[2] if better else BASELINE
+    return max(better)[2] if better else BASELINE.id
 
 
 def settings_text(attempts: Sequence[Attempt], cell: str) -> str:
     """A cell's settings spelled out, as they differ from the baseline: "turns=12, temperature=0.2"."""
     config = next((a.cell_config for a in attempts if a.cell == cell), {})
-    base = next((a.cell_config for a in attempts if a.cell == BASELINE), {})
+    base = next((a.cell_config for a in attempts if a.cell == BASELINE.id), {})
     changed = [f"{key}={_value(value)}" for key, value in sorted(config.items()) if value != base.get(key)]
-    if cell == BASELINE:
+    if cell == BASELINE.id:
         return "the baseline settings"
     return ", ".join(changed) or f"{cell} (same settings as the baseline)"
 
@@ -275,7 +276,7 @@ def _tied(leader: ModelDecision, other: ModelDecision) -> bool:
 
 
 def _decide(model: str, counted: list[Attempt], cost_per_pass: float | None) -> ModelDecision:
-    cell = best_cell(counted) if counted else BASELINE
+    cell = best_cell(counted) if counted else BASELINE.id
     runs = [a for a in counted if a.cell == cell]
     rollup = next(iter(cell_rollups(runs)), None)
     tiers = {r.tier: r for r in tier_rollups(runs) if r.tier in TIER_ORDER}

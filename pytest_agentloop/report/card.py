@@ -14,11 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from pytest_agentloop.analysis.cost import Price, cost_rows
-from pytest_agentloop.analysis.diagnosis import (
-    BASELINE,
-    waste_profiles,
-)
+from pytest_agentloop.analysis.diagnosis import waste_profiles
 from pytest_agentloop.analysis.verdicts import below_minimum, best_cell, comparisons, decide, tier_rollups
+from pytest_agentloop.cells import BASELINE
 from pytest_agentloop.records import Attempt
 from pytest_agentloop.report.said_once import said_once
 from pytest_agentloop.report.stack import stack_rows
@@ -70,7 +68,7 @@ def render_card(
         f"| {r.cell} | {r.tier} | {r.describe()} | "
         + ("n/a" if r.pass_hat_3 is None else f"{r.pass_hat_3:.0%}")
         + " |"
-        for r in tier_rollups(a for a in own if a.cell in {BASELINE, best})
+        for r in tier_rollups(a for a in own if a.cell in {BASELINE.id, best})
     ]
     ceilings = [f"- {said.where}: {said.text}" for said in said_once(own, ceilings_only=True)]
     profiles = waste_profiles(own)

@@ -10,8 +10,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pytest_agentloop.analysis.diagnosis import BASELINE, ceiling_diagnoses, pooled_ceiling_diagnoses
+from pytest_agentloop.analysis.diagnosis import ceiling_diagnoses, pooled_ceiling_diagnoses
 from pytest_agentloop.analysis.verdicts import summarize
+from pytest_agentloop.cells import BASELINE
 from pytest_agentloop.records import Attempt
 
 
@@ -46,11 +47,11 @@ def said_once(attempts: Iterable[Attempt], *, ceilings_only: bool = False) -> li
     verdicts: dict[str, str] = {}
     for d in pooled_ceiling_diagnoses(attempts):
         names = ", ".join(sorted(canary for model, canary in ceilings if model == d.model))
-        pooled[d.model] = Said(d.model, BASELINE, d.text, (f"{d.canary} pooled ({names})",))
+        pooled[d.model] = Said(d.model, BASELINE.id, d.text, (f"{d.canary} pooled ({names})",))
         verdicts[d.model] = d.verdict
     covered: dict[tuple[str, str, str], list[str]] = defaultdict(list)
     for summary in sorted(summarize(attempts), key=lambda s: (s.model, s.cell, s.canary)):
-        ceiling = ceilings.get((summary.model, summary.canary)) if summary.cell == BASELINE else None
+        ceiling = ceilings.get((summary.model, summary.canary)) if summary.cell == BASELINE.id else None
         if not summary.diagnosis or (ceilings_only and ceiling is None):
             continue
         if ceiling is not None and ceiling.verdict == verdicts.get(summary.model):

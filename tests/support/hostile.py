@@ -39,7 +39,7 @@ from pytest_agentloop.agent.tools import Toolbox
 from pytest_agentloop.canary import Canary, load_canary
 from pytest_agentloop.grading import run_checks
 from pytest_agentloop.records import ToolCall, ToolResult
-from pytest_agentloop.sandbox import Engine, SandboxLimits
+from pytest_agentloop.sandbox import Engine, SandboxPolicy
 from pytest_agentloop.workspace import Workspace
 
 ATTACK_FILE = "attack.py"
@@ -128,7 +128,7 @@ class Scene:
             (folder / f"UNSEEN-{self.unseen}.txt").write_text("")
         self.workspace = Workspace.create(self.canary, parent=self.tmp)
         (self.workspace.origin / "agentloop-note").write_text(f"ORIGIN-{t}\n")
-        self.limits = SandboxLimits(
+        self.limits = SandboxPolicy(
             timeout_s=60,
             max_processes=64,
             memory_mb=1024,
