@@ -102,3 +102,47 @@ def test_a_terminal_gets_one_live_status_rewritten_in_place(pytester: pytest.Pyt
         child.expect(rb"\[turn 10/10 \S+ [\d,]+ tokens \S+ \d+s\]")
         erased = child.read().decode()
     assert erased.startswith("\b" * 10) and re.search(r"\x08 +\x08+.*B", erased, re.DOTALL), erased[:300]
+
+
+def _xdist_run(pytester: pytest.Pytester, server: ScriptedServer, *args: str) -> pytest.RunResult:
+    return run(
+        pytester,
+        "--agent-model=openai:scripted",
+        f"--agent-host={server.url}",
+        "--agent-no-smoke",
+        "-n",
+        "2",
+        "-p",
+        "no:randomly",
+        *args,
+    )
+
+
+def test_under_xdist_the_controller_shows_each_workers_turns(pytester: pytest.Pytester) -> None:
+    """Workers cannot write to the terminal: their turns reach the controller's output as plain lines,
+    naming the worker, at most one per attempt per PLAIN_EVERY_S after its first turn, before its letter."""
+    tiny_suite(pytester.path)
+    with ScriptedServer("loop_one_call") as server:
+        result = _xdist_run(pytester, server)
+    out = result.stdout.str()
+    lines = re.findall(
+        r"^  \[(gw[01])\] (tiny2?)\[scripted-baseline-r1\]: turn (\d+)/10 · [\d,]+ tokens", out, re.M
+    )
+    assert sorted((name, turn) for _, name, turn in lines) == [("tiny", "1"), ("tiny2", "1")], out
+    at = [i for i, line in enumerate(result.stdout.lines) if "turn 1/10" in line]
+    letters = next(i for i, line in enumerate(result.stdout.lines) if line.startswith("BB"))
+    assert max(at) < letters, out
+    assert "agentloop: " not in "".join(line for line in result.stdout.lines if "turn 1/10" in line)
+
+
+def test_under_xdist_log_cli_shows_every_turn_of_every_worker(pytester: pytest.Pytester) -> None:
+    tiny_suite(pytester.path)
+    with ScriptedServer("loop_one_call") as server:
+        result = _xdist_run(pytester, server, "--log-cli-level=INFO")
+    live = result.stdout.str().partition("= FAILURES =")[0]
+    for name in ("tiny", "tiny2"):
+        turns = re.findall(
+            rf"INFO\s+agentloop:\S+ \[gw[01]\] {name}\[scripted-baseline-r1\]: turn (\d+)/10 · [\d,]+ tokens",
+            live,
+        )
+        assert turns == [str(n) for n in range(1, 11)], live
