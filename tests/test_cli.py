@@ -147,6 +147,24 @@ def test_report_merges_one_results_file_per_host(tmp_path: Path, capsys: pytest.
     assert "vllm:b" in out and "0/3" in out
 
 
+def test_report_counts_an_attempt_found_in_two_sources_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The docs once said report does not merge; it does, and it once counted an attempt held by two
+    sources (a shard's file and the shared store) twice. Two different runs of one thing are refused."""
+    attempts = runs("PPF", model="ollama:a", started="2026-05-01T10:00:00")
+    a = results_file(tmp_path / "a.json", attempts)
+    copy = results_file(tmp_path / "copy.json", attempts)
+    assert main(["report", str(a), str(copy)]) == 0
+    out = capsys.readouterr().out
+    assert "2/3" in out and "4/6" not in out
+    rerun = results_file(
+        tmp_path / "rerun.json", runs("PPF", model="ollama:a", started="2026-05-08T10:00:00")
+    )
+    assert main(["report", str(a), str(rerun)]) == 2
+    assert "they are two runs, not parts of one" in capsys.readouterr().err
+
+
 def test_report_prices_from_the_runs_settings_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -60,6 +60,21 @@ def test_pyproject_table_is_read_when_there_is_no_agentloop_toml(pytester: pytes
     result.stdout.fnmatch_lines(["2 tests collected*"])
 
 
+def test_one_settings_file_is_read_in_the_documented_order(pytester: pytest.Pytester) -> None:
+    """docs/configuration.md: --agent-config's file (its [tool.agentloop] table, else its top level), else
+    agentloop.toml, else [tool.agentloop] in pyproject.toml; only one is read, never merged."""
+    pytester.makepyprojecttoml('[tool.agentloop]\nmodels = ["reference"]\nrepeat = 3\n')
+    pytester.makefile(".toml", agentloop='models = ["null"]\nrepeat = 2\n')
+    pytester.makefile(
+        ".toml", other='[tool.agentloop]\nmodels = ["reference"]\n', flat='models = ["reference"]\n'
+    )
+    toml_first = pytester.runpytest("--collect-only", "-q")
+    toml_first.stdout.fnmatch_lines(["*tiny[[]null-baseline-r2[]]", "2 tests collected*"])
+    for name in ("other.toml", "flat.toml"):  # no repeat from agentloop.toml or pyproject.toml: not merged
+        chosen = pytester.runpytest("--collect-only", "-q", f"--agent-config={name}")
+        chosen.stdout.fnmatch_lines(["*tiny[[]reference-baseline-r1[]]", "1 test collected*"])
+
+
 def test_unknown_setting_is_one_clear_line(pytester: pytest.Pytester) -> None:
     pytester.makefile(".toml", agentloop='models = ["null"]\nrepet = 2\n')
     result = pytester.runpytest("--collect-only")
