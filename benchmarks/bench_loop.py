@@ -56,8 +56,9 @@ class TimedBackend:
         self.backend.close()
 
 
-def measure(turns: int) -> tuple[list[float], list[float], list[float]]:
-    """Per turn: this process's CPU seconds, wall seconds outside the HTTP call, seconds inside it."""
+def measure(turns: int) -> tuple[list[float], list[float], list[float], list[int]]:
+    """Per turn: this process's CPU seconds, wall seconds outside the HTTP call, seconds inside it, and
+    the characters of history the request carried."""
     with (
         tempfile.TemporaryDirectory(prefix="bench-loop-") as scratch,
         scripted_server_process("loop_one_call") as url,
@@ -78,14 +79,15 @@ def measure(turns: int) -> tuple[list[float], list[float], list[float]]:
     assert episode.turns == turns, f"the episode ended early: {episode.end} {episode.reason}"
     cpu = [after - before for before, after in zip(backend.cpu, backend.cpu[1:], strict=False)]
     gaps = [nxt[0] - prev[1] for prev, nxt in zip(backend.calls, backend.calls[1:], strict=False)]
-    return cpu, gaps, [end - start for start, end in backend.calls[1:]]
+    sent = [turn.request_chars for turn in episode.transcript.turns]
+    return cpu, gaps, [end - start for start, end in backend.calls[1:]], sent
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=200)
     options = parser.parse_args()
-    cpu, gaps, http = measure(options.turns)
+    cpu, gaps, http, sent = measure(options.turns)
     ms = lambda values: [value * 1000 for value in values]  # noqa: E731
     print(f"turns: {options.turns} (scripted server in its own process, zero latency, read_file each turn)")
     for name, values in (
@@ -98,6 +100,10 @@ def main() -> None:
             f"{name + ' ms/turn':<26} first 50 median {statistics.median(values[:50]):.3f}  "
             f"last 50 median {statistics.median(last):.3f}  p90 {statistics.quantiles(last, n=10)[-1]:.3f}"
         )
+    print(
+        f"history sent (the whole history, encoded every turn): {sent[0]:,} characters at turn 1, "
+        f"{sent[len(sent) // 2]:,} at turn {len(sent) // 2 + 1}, {sent[-1]:,} at turn {len(sent)}"
+    )
     print("target: harness CPU <= 2 ms/turn at 200 turns of history (a peer harness: ~60 ms)")
 
 

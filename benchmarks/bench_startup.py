@@ -5,7 +5,11 @@ installed plugin off), and prints the median wall time and the modules the sessi
 plugin's promise: no pydantic and none of its heavy modules unless the session is about agentloop
 (tests/test_import_cost.py asserts the module set; this prints the time).
 
-Run from the repository root: `python -m benchmarks.bench_startup [--runs 7]`.
+With `--isolated`, pytest's plugin autoloading is off (PYTEST_DISABLE_PLUGIN_AUTOLOAD) and only this
+plugin is loaded (`-p pytest_agentloop.plugin`): other installed plugins (hypothesis, trio, ...) can
+cost a session far more than this one, and would hide its share.
+
+Run from the repository root: `python -m benchmarks.bench_startup [--runs 7] [--isolated]`.
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ def pytest_sessionfinish(session):
 """
 
 
-def session_time(folder: Path, extra: list[str]) -> tuple[float, float, str]:
+def session_time(folder: Path, extra: list[str], isolated: bool = False) -> tuple[float, float, str]:
     """(wall seconds, CPU seconds of the pytest process, heavy modules it imported)."""
+    alone = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"} if isolated else {}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(
@@ -39,7 +44,7 @@ def session_time(folder: Path, extra: list[str]) -> tuple[float, float, str]:
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **alone},
     )
     elapsed = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -51,24 +56,28 @@ def session_time(folder: Path, extra: list[str]) -> tuple[float, float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--isolated", action="store_true", help="no other installed pytest plugins")
     options = parser.parse_args()
+    plugin = ["-p", "pytest_agentloop.plugin"] if options.isolated else []
     ways = {
-        "without the plugin (-p no:agentloop)": ["-p", "no:agentloop"],
-        "with the plugin, no agentloop options": [],
-        "with the plugin, an agentloop session": ["--agent-model=reference"],
+        "without the plugin": [] if options.isolated else ["-p", "no:agentloop"],
+        "with the plugin, no agentloop options": plugin,
+        "with the plugin, an agentloop session": [*plugin, "--agent-model=reference"],
     }
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as scratch:
         folder = Path(scratch)
         (folder / "conftest.py").write_text(CONFTEST)
         (folder / "test_plain.py").write_text("def test_plain():\n    assert True\n")
-        session_time(folder, [])  # warm the file cache once
+        session_time(folder, [], options.isolated)  # warm the file cache once
+        others = "no other plugins" if options.isolated else "every installed plugin"
         print(
-            f"pytest session start-up, one trivial test, median of {options.runs} runs (CPU: immune to load)"
+            f"pytest session start-up, one trivial test, {others}, median of {options.runs} runs "
+            "(CPU: immune to load)"
         )
         for name, extra in ways.items():
             walls, cpus, modules = [], [], "?"
             for _ in range(options.runs):
-                wall, cpu, modules = session_time(folder, extra)
+                wall, cpu, modules = session_time(folder, extra, options.isolated)
                 walls.append(wall)
                 cpus.append(cpu)
             print(

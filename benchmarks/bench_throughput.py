@@ -14,8 +14,8 @@ Run from the repository root: `python -m benchmarks.bench_throughput [--repeat 1
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_agentloop.backends.base import ChatRequest, ModelSpec
@@ -54,23 +55,52 @@ def token_rate(clients: int, tokens: int, threads: int | None = None) -> float:
     return sum(reply.usage.completion_tokens or 0 for reply in replies) / elapsed
 
 
-def attempts_per_minute(workers: int, repeat: int, canaries: str) -> tuple[float, int]:
-    """The canaries with the embedded model through pytest, `-n workers`: (attempts/min, attempts)."""
-    command = [
-        sys.executable, "-m", "pytest", canaries, "-q", "-p", "no:cacheprovider",
-        "--agent-model=embedded:smollm2-135m", f"--repeat={repeat}", "--agent-no-smoke",
-        *(["-n", str(workers)] if workers > 1 else ["-p", "no:xdist"]),
-    ]  # fmt: skip
-    started = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=3600)
-    elapsed = time.perf_counter() - started
-    summary = next((line for line in reversed(done.stdout.splitlines()) if line.strip()), "")
-    counts = [int(n) for n in re.findall(r"(\d+) (?:passed|failed)", summary)]  # pytest's last line
-    attempts = sum(counts)
-    if not attempts:
-        tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
-        raise SystemExit(f"pytest -n {workers} ran no attempt (exit {done.returncode}): {' | '.join(tail)}")
-    return attempts / elapsed * 60, attempts
+@dataclass(frozen=True)
+class Job:
+    """One pytest run: its wall time and what the attempts did (from its results file)."""
+
+    seconds: float
+    attempts: int
+    turns: int
+    completion_tokens: int
+
+    def line(self) -> str:
+        per_min = 60 / self.seconds
+        return (
+            f"{self.attempts * per_min:.1f} attempts/min, {self.turns * per_min:.1f} turns/min, "
+            f"{self.completion_tokens / self.seconds:.1f} generated tok/s "
+            f"({self.attempts} attempts, {self.turns} turns in {self.seconds:.0f} s)"
+        )
+
+
+def pytest_job(workers: int, repeat: int, canaries: str) -> Job:
+    """The canaries with the embedded model through pytest, `-n workers`, timed from outside.
+
+    The tiny model's attempts vary a lot in length (one ends at its first reply, the next uses every
+    turn), so turns and generated tokens per second are printed beside attempts per minute."""
+    with tempfile.TemporaryDirectory(prefix="bench-throughput-") as scratch:
+        results = Path(scratch) / "results.json"
+        command = [
+            sys.executable, "-m", "pytest", canaries, "-q", "-p", "no:cacheprovider",
+            "--agent-model=embedded:smollm2-135m", f"--repeat={repeat}", "--agent-no-smoke",
+            f"--agent-json={results}",
+            *(["-n", str(workers)] if workers > 1 else ["-p", "no:xdist"]),
+        ]  # fmt: skip
+        started = time.perf_counter()
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=3600)
+        elapsed = time.perf_counter() - started
+        if not results.is_file():
+            tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
+            raise SystemExit(
+                f"pytest -n {workers} wrote no results (exit {done.returncode}): {' | '.join(tail)}"
+            )
+        attempts = json.loads(results.read_text())["attempts"]
+    return Job(
+        elapsed,
+        len(attempts),
+        sum(a["turns"] or 0 for a in attempts),
+        sum(a["completion_tokens"] or 0 for a in attempts),
+    )
 
 
 @contextmanager
@@ -103,17 +133,16 @@ def main() -> None:
     if cores > 1:
         every = token_rate(1, options.tokens, threads=cores)
         print(f"server token rate with a thread on every core ({cores}), 1 client: {every:.1f} tok/s")
-    for workers in (1, 2):
-        rate, attempts = attempts_per_minute(workers, options.repeat, options.canaries)
-        print(f"pytest -n {workers}: {rate:.1f} attempts/min ({attempts} attempts, one shared server)")
-    started = time.perf_counter()
-    attempts_per_minute(1, options.repeat, options.canaries)
-    alone = time.perf_counter() - started
+    alone = pytest_job(1, options.repeat, options.canaries)
+    print(f"pytest -n 1: {alone.line()}")
+    print(f"pytest -n 2: {pytest_job(2, options.repeat, options.canaries).line()} (one shared server)")
     with busy_neighbour():
-        started = time.perf_counter()
-        attempts_per_minute(1, options.repeat, options.canaries)
-        beside = time.perf_counter() - started
-    print(f"main job (-n 1): {alone:.1f} s alone, {beside:.1f} s beside a busy neighbour (yes > /dev/null)")
+        beside = pytest_job(1, options.repeat, options.canaries)
+    print(
+        f"main job (-n 1): {alone.seconds:.0f} s alone ({alone.seconds / max(alone.turns, 1):.1f} s/turn), "
+        f"{beside.seconds:.0f} s beside a busy neighbour, yes > /dev/null "
+        f"({beside.seconds / max(beside.turns, 1):.1f} s/turn)"
+    )
     print(f"after: {load()}")
 
 
