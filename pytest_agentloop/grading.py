@@ -334,7 +334,7 @@ def _why_it_stopped(episode: Episode) -> str:
     notes = []
     if episode.truncated_replies:
         notes.append(f"{episode.truncated_replies} replies cut at max_response_tokens")
-    if episode.transcript.agent_stop is not None and episode.reason:
+    if episode.transcript.agent_stop and episode.reason:  # set only for external agents
         notes.append(f"the agent: {episode.reason}")
     return "".join(f"; {note}" for note in notes)
 

@@ -79,6 +79,7 @@ def start_session(config: pytest.Config, settings: Settings) -> None:
         raise pytest.UsageError(f"agentloop: {exc}") from None
     if recorder is not None:
         recorder.attach(run_id)
+        recorder.resumed = settings.resume and recorder.store.has_run(run_id)  # not a fresh one
         recorder.store.begin_run(info, run_id=run_id)
         if settings.resume:  # the run's earlier sessions: the verdict covers the whole run
             results.seed(recorder.store.attempts(run_id))

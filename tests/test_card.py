@@ -48,7 +48,7 @@ def test_decisions_rank_models_and_say_why() -> None:
     assert by_model["ollama:good"].text.startswith("ollama:good: deploy for tier heavy with turns=60: 8/8")
     assert by_model["ollama:dead"].verdict == "not suitable"
     assert by_model["ollama:thin"].text.startswith(
-        "ollama:thin: needs 1 more runs per canary: below the method"
+        "ollama:thin: needs 1 more run per canary: below the method"
     )
 
 

@@ -329,3 +329,10 @@ def test_tier_and_id_must_match_a_tier_folder(tmp_path: Path) -> None:
     with pytest.raises(CanaryError, match="field 'id': 'calc' but the folder is named 'calculator/'"):
         make_canary(tmp_path / "lite", folder="calculator")
     assert make_canary(tmp_path / "anywhere", folder="whatever").id == "calc"  # not a tier folder: loads
+
+
+def test_the_loops_no_push_reason_carries_no_agent_stop(canary: Canary, workspace: Workspace) -> None:
+    """Only an external agent has an exit status and last words; the loop's finish summary stays out."""
+    land(workspace, FIXED, push=False)
+    result = grade(canary, workspace, episode("finished", reason="All done."), LIMITS)
+    assert result.reason == "declared done without pushing"

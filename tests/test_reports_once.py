@@ -33,6 +33,7 @@ def looped(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
             "--agent-no-smoke",
             "--agent-json=results.json",
             "--agent-cards=cards",
+            "--agent-store=sqlite:///store.db",
             "--html=report.html",
             "--self-contained-html",
         )
@@ -75,6 +76,26 @@ def test_regenerated_cards_equal_the_live_ones_host_lines_included(
     again = tmp_path / live.name
     assert "- harness cpu: " in live.read_text() and "- harness ram: " in live.read_text()
     assert again.read_text() == live.read_text()
+
+
+def test_cards_from_the_store_differ_only_where_a_transcript_is_needed(
+    looped: tuple[Path, str], tmp_path: Path
+) -> None:
+    """docs/reports.md: the store keeps no transcripts, so its cards say so in the no-op and prose
+    columns, and nothing else changes."""
+    root, _ = looped
+    assert main(["report", f"sqlite:///{root / 'store.db'}", "--cards", str(tmp_path)]) == 0
+    (live,) = (root / "cards").glob("*.md")
+    changed = [
+        (a, b)
+        for a, b in zip(
+            live.read_text().splitlines(), (tmp_path / live.name).read_text().splitlines(), strict=True
+        )
+        if a != b
+    ]
+    assert len(changed) == 1, changed
+    cells = changed[0][1].split(" | ")
+    assert cells[-2:] == ["n/a (no transcripts)", "n/a (no transcripts) |"], changed
 
 
 def test_the_html_report_opens_with_the_decision_and_links_the_view(looped: tuple[Path, str]) -> None:

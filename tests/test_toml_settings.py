@@ -40,8 +40,13 @@ def test_resume_from_toml_skips_what_the_store_holds(pytester: pytest.Pytester) 
     write_toml(pytester, 'store = "sqlite:///history.db"', "resume = true")
     result = run(pytester, "-rs")
     result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(["*agentloop store: run * (resumed), 2 attempts in*"])
     with sqlite3.connect(pytester.path / "history.db") as db:
         assert db.execute("SELECT COUNT(*) FROM agentloop_attempts").fetchone()[0] == 2
+    again = run(pytester)  # the run finished: nothing to resume, so a new run, which says so
+    again.assert_outcomes(failed=2)
+    again.stdout.fnmatch_lines(["agentloop: no unfinished run with these settings in *; starting run *"])
+    assert "(resumed)" not in again.stdout.str()
 
 
 def test_a_bad_gate_in_toml_is_one_line(pytester: pytest.Pytester) -> None:

@@ -293,7 +293,8 @@ def _decide(model: str, counted: list[Attempt], cost_per_pass: float | None) -> 
         return made(
             "needs more runs",
             None,
-            f"needs {MIN_REPETITIONS - reps} more runs per canary: {BELOW_MINIMUM} "
+            f"needs {MIN_REPETITIONS - reps} more run{'s' if MIN_REPETITIONS - reps > 1 else ''} per canary: "
+            f"{BELOW_MINIMUM} "
             f"(N={reps} with {settings})",
         )
     placed: list[Rollup] = []

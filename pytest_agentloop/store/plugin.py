@@ -24,6 +24,7 @@ class StoreRecorder:
         self.is_worker = is_worker(config)
         self.store = open_store(url, base=Path(config.rootpath))
         self.resume = resume
+        self.resumed = False  # set by the controller: this session continues a run the store held
         self.run_id = ""
         self._resume_keys: set[ResumeKey] | None = None
         self._probed: set[str] = set()
@@ -110,7 +111,7 @@ class StoreRecorder:
         if self.is_worker:
             return
         count = len(run_attempts(self.config))
-        resumed = " (resumed)" if self.resume else ""
+        resumed = " (resumed)" if self.resumed else ""
         terminalreporter.write_sep(
             "-", f"agentloop store: run {self.run_id}{resumed}, {count} attempts in {self.url}"
         )
