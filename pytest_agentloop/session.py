@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Generator
 from typing import Any
 
 import pytest
@@ -135,13 +136,21 @@ class RunOwner:
         lines = [f"agentloop run: {run_id} (other shards join it with --agent-run-id={run_id})"]
         return lines + ([f"agentloop: {self.note}"] if self.note else [])
 
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, None, None]:
+        """Hand the attempt to the owner; once every plugin has seen the report (the HTML report's
+        transcript extra among them), drop the transcript from it: pytest keeps every report until the
+        session ends, and the transcript is on disk with the owner."""
         record = getattr(report, "agentloop_attempt", None)
         if record is None or report.when != "call":
-            return
+            return (yield)
         attempt = Attempt.from_record(record)
         self.results.add(attempt)
         self.config.hook.pytest_agentloop_attempt_finished(attempt=attempt, config=self.config)
+        try:
+            return (yield)
+        finally:
+            record.pop("transcript", None)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self) -> None:

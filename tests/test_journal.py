@@ -159,3 +159,23 @@ def test_the_results_file_is_the_document_byte_for_byte(tmp_path: Path, count: i
     path = tmp_path / "r.json"
     write_results(path, run_info, made)
     assert _normalized(path.read_text()) == _normalized(json.dumps(document(run_info, made), indent=1))
+
+
+def test_a_session_keeps_no_transcript_in_memory_once_reported(pytester: pytest.Pytester) -> None:
+    """pytest keeps every report (and item) until the session ends: after the report has been seen by
+    every plugin, neither holds the transcript any more; it is on disk with the owner."""
+    tiny_suite(pytester.path)
+    pytester.makeconftest(
+        """
+        def pytest_terminal_summary(terminalreporter):
+            reports = [r for kind in terminalreporter.stats.values() for r in kind]
+            records = [r.agentloop_attempt for r in reports if hasattr(r, "agentloop_attempt")]
+            items = [i.attempt for i in terminalreporter._session.items if getattr(i, "attempt", None)]
+            held = sum("transcript" in r for r in records) + sum(a.transcript is not None for a in items)
+            print(f"RECORDS {len(records)} ITEMS {len(items)} HELD {held}")
+        """
+    )
+    result = run(pytester, "--agent-model=reference", "--agent-json=r.json", "--repeat=2")
+    result.stdout.fnmatch_lines(["RECORDS 4 ITEMS 4 HELD 0"])
+    lines = transcripts_beside(pytester.path / "r.json").read_text().splitlines()
+    assert len(lines) == 4 and all(json.loads(line)["transcript"]["turns"] for line in lines)
