@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from pytest_agentloop import __version__
+from pytest_agentloop.analysis.facts import transcript_facts
 from pytest_agentloop.records import RESULTS_SCHEMA, Attempt, Transcript
 
 IDENTITY_FIELDS = ("canary", "model", "cell", "repetition")  # one attempt of a run
@@ -161,8 +162,6 @@ class Results:
 
     def add(self, attempt: Attempt) -> None:
         """Take one finished attempt (replacing an earlier one with its identity) and pass it on."""
-        from pytest_agentloop.analysis.facts import transcript_facts
-
         key = attempt_identity(attempt)
         self._held.pop(key, None)
         self._where.pop(key, None)
