@@ -24,9 +24,10 @@ class TwoRuns:
     solved: Path  # results file of run 1
     broken: Path  # results file of run 2
     store: str
+    report: Path  # run 2's pytest-html report (and its view page beside it)
 
 
-def _run(root: Path, behaviour: str, json_name: str, store: str) -> None:
+def _run(root: Path, behaviour: str, json_name: str, store: str, *more: str) -> None:
     with ScriptedServer(behaviour, edits=[("calc.py", FILES["solution/calc.py"])]) as server:
         args = [
             "--agent-model=openai:scripted",
@@ -35,6 +36,7 @@ def _run(root: Path, behaviour: str, json_name: str, store: str) -> None:
             "--agent-no-smoke",
             f"--agent-json={json_name}",
             f"--agent-store={store}",
+            *more,
         ]
         command = [sys.executable, "-m", "pytest", "canaries", "-p", "no:cacheprovider", *IGNORE, *args]
         done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=300)
@@ -45,5 +47,5 @@ def two_runs(root: Path) -> TwoRuns:
     tiny_suite(root)
     store = f"sqlite:///{root / 'history.db'}"
     _run(root, "solve", "solved.json", store)
-    _run(root, "broken_json", "broken.json", store)
-    return TwoRuns(root, root / "solved.json", root / "broken.json", store)
+    _run(root, "broken_json", "broken.json", store, "--html=broken.html")
+    return TwoRuns(root, root / "solved.json", root / "broken.json", store, root / "broken.html")

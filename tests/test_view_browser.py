@@ -143,3 +143,25 @@ def test_wasted_turns_and_cards_render_on_their_tabs(runs: TwoRuns, browser: Any
     card = browser.find_element(By.CSS_SELECTOR, "#cards .card")
     assert card.find_element(By.TAG_NAME, "h2").text == "openai:scripted"
     assert "Decision:" in card.text and "Wasted turns" in card.text
+
+
+def test_the_pytest_html_report_opens_on_the_decision_and_links_the_view(runs: TwoRuns, browser: Any) -> None:
+    """The pytest-html page a run writes: its first thing is the decision, then the link to the view."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(runs.report.resolve().as_uri())
+    WebDriverWait(browser, 120).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#results-table tbody"))
+    verdict = browser.find_element(By.CSS_SELECTOR, ".agentloop")
+    decision = verdict.find_element(By.CSS_SELECTOR, ".decision")
+    assert decision.text.startswith("Decision") and "openai:scripted" in decision.text
+    assert decision.location["y"] < verdict.find_element(By.TAG_NAME, "table").location["y"]
+    line = decision.find_element(By.TAG_NAME, "pre")  # wrapped, not cut at the window's edge
+    assert browser.execute_script("return arguments[0].scrollWidth <= arguments[0].clientWidth", line)
+    link = verdict.find_element(By.PARTIAL_LINK_TEXT, "Explore this run in agentloop view")
+    assert link.get_attribute("href").endswith("/broken.view.html")
+    browser.set_window_size(1400, 2400)
+    try:
+        shot(browser, "report.png")
+    finally:
+        browser.set_window_size(1400, 1000)

@@ -35,6 +35,7 @@ STYLE = """<style>
 .agentloop .num {text-align: right;}
 .agentloop .flag {color: #b00020; font-weight: bold;}
 .agentloop .decision {background: #eef4ff; border-left: 4px solid #1d4ed8; padding: 4px 10px;}
+.agentloop .decision pre {white-space: pre-wrap; overflow-wrap: anywhere;}
 .agentloop-transcript pre {white-space: pre-wrap; background: #f7f7f7; padding: 6px; margin: 3px 0;}
 /* A looping model writes 400-character identifiers; unbroken, one widens the whole results table. */
 .agentloop-transcript pre, .logwrapper .log {overflow-wrap: anywhere;}
