@@ -250,7 +250,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if call.when == "call" and attempt is not None:
         # A plain dict: execnet carries it to the xdist controller with the report.
         report.agentloop_attempt = attempt.to_record(with_transcript=True)
-        item.attempt = attempt.model_copy(update={"transcript": None})  # the report carries it on
+        ran: Any = item  # a CanaryItem: only it has an attempt
+        ran.attempt = attempt.model_copy(update={"transcript": None})  # the report carries it on
         # On the item, not this report: JUnit writes a test case's properties from its teardown
         # report, which copies item.user_properties (and, unlike other attributes, survives xdist).
         for key in ("outcome", "limit", "turns", "tool_calls", "malformed_tool_calls", "checks_passed"):
